@@ -1,0 +1,1 @@
+"""Click commands, one module per stage; `synthrank.cli` registers their `COMMANDS`."""

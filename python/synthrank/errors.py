@@ -1,0 +1,44 @@
+"""One exception hierarchy for everything synthrank reports to a user.
+
+Messages name the file, line, field or argument at fault, so the CLI can print them as they are.
+"""
+
+from __future__ import annotations
+
+
+class SynthrankError(Exception):
+    """Base class of every error synthrank raises on purpose."""
+
+
+class InvalidArgumentError(SynthrankError, ValueError):
+    """An argument has the wrong type, shape, length or range; the message names it."""
+
+
+class TokenizerError(SynthrankError):
+    """A tokenizer file is missing or cannot be parsed."""
+
+
+class InputFormatError(SynthrankError):
+    """A data file is malformed; the message names the file and line."""
+
+    def __init__(self, path: object, line: int | None, message: str) -> None:
+        self.path = str(path)
+        self.line = line
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class ConfigError(SynthrankError):
+    """The configuration is invalid; the message names the key."""
+
+
+class LLMError(SynthrankError):
+    """The LLM endpoint failed in a way retries could not fix."""
+
+
+class BudgetExceededError(LLMError):
+    """The stage's max_cost was reached; finished calls are kept, the stage is incomplete."""
+
+
+class NativePanicError(SynthrankError):
+    """The native core panicked; the input that caused it should be reported as a bug."""

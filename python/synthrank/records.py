@@ -1,0 +1,279 @@
+"""The records that flow between stages and the files that hold them: the contract, written once.
+
+Run folder layout (every stage reads and writes only these paths, through `RunLayout`)::
+
+    corpus/passages.jsonl     Passage per line, in row order: row i is passage index i everywhere
+    corpus/passages.npz       exact_hash (uint64), cluster_id (int64), n_tokens (int32), heldout (bool)
+                              aligned with passages.jsonl rows
+    corpus/split.json         {"heldout_doc_ids": [...], "excluded_doc_ids": [...]}
+    queries.raw.jsonl         Query per generated reply, before filtering (append-only)
+    queries.jsonl             Query per kept query (after filtering)
+    embeddings/               passages.npy, queries.npy (float32, L2-normalised) + manifest.json
+    index/passages.usearch    usearch index over passages.npy
+    candidates.npz            query_ids (str), ids (int64, queries x k, -1 = none), scores (float32)
+    judgments.jsonl           Judgment per (query, passage) pair graded by the LLM (append-only)
+    train_groups.jsonl        TrainGroup per query (FlagEmbedding format plus ids)
+    train_groups_hf/          the same as a Hugging Face `datasets` folder (query, positive, negative_1..n)
+    dev/                      synthetic dev set in BEIR layout (corpus.jsonl, queries.jsonl, qrels/dev.tsv)
+    mining_stats.json         counts of the mining stage
+    model/                    the fine-tuned cross-encoder (transformers + sentence-transformers layout)
+    eval/                     report.json, report.md, chart.png
+    llm_cache.sqlite          request cache shared by the LLM stages
+    manifests/<stage>.json    what each stage did (config hash, inputs, outputs, counts, timings)
+
+Append-only JSONL files are written one whole line at a time and flushed per batch; a crash can
+leave at most one partial last line, which `repair_tail` cuts off before a resumed stage appends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from synthrank.errors import InputFormatError
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A chunk of a corpus document: the unit that is retrieved, judged and reranked."""
+
+    passage_id: str
+    doc_id: str
+    text: str
+    title: str = ""
+    start: int = 0  # character offset of the passage in its document's text
+    end: int = 0
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A synthetic query written by the LLM for one source passage."""
+
+    query_id: str
+    doc_id: str
+    passage_id: str
+    text: str
+    style: str  # "question" | "keywords"
+    template_version: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class Judgment:
+    """The LLM judge's grade for one (query, passage) pair.
+
+    grade: 0-3 (3 answers fully, 2 partly, 1 on topic only, 0 unrelated), None if unparsable.
+    expected_grade: sum of grade x probability from the grade tokens' logprobs, when available.
+    """
+
+    query_id: str
+    passage_id: str
+    doc_id: str
+    grade: int | None
+    expected_grade: float | None
+    raw: str
+    template_version: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrainGroup:
+    """One query with its positives and hard negatives (FlagEmbedding's format plus ids)."""
+
+    query: str
+    pos: list[str]
+    neg: list[str]
+    query_id: str
+    pos_ids: list[str]
+    neg_ids: list[str]
+
+
+R = TypeVar("R", Passage, Query, Judgment, TrainGroup)
+
+
+def to_json(record: Passage | Query | Judgment | TrainGroup) -> str:
+    return json.dumps(asdict(record), ensure_ascii=False, separators=(",", ":"))
+
+
+def from_dict(cls: type[R], data: Any, path: Path | str, line: int) -> R:
+    """Build a record from a parsed JSON line, naming file and line when a field is wrong."""
+    if not isinstance(data, dict):
+        raise InputFormatError(path, line, f"expected a JSON object, got {type(data).__name__}")
+    names = {f.name for f in fields(cls)}
+    required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+    missing = sorted(required - data.keys())
+    if missing:
+        raise InputFormatError(path, line, f"missing field(s) {', '.join(missing)}")
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError as exc:
+        raise InputFormatError(path, line, str(exc)) from exc
+
+
+def read_jsonl(path: Path | str, cls: type[R]) -> Iterator[R]:
+    """Stream records from a JSONL file; a malformed line raises InputFormatError with its number."""
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputFormatError(path, lineno, f"invalid JSON: {exc.msg}") from exc
+            yield from_dict(cls, data, path, lineno)
+
+
+def repair_tail(path: Path | str) -> int:
+    """Cut a partial last line (no newline, or not valid JSON) left by a crash; return bytes removed."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    with open(path, "rb+") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        if size == 0:
+            return 0
+        back = min(size, 1 << 20)
+        fh.seek(size - back)
+        tail = fh.read(back)
+        if tail.endswith(b"\n"):
+            last = tail[:-1].rsplit(b"\n", 1)[-1]
+            try:
+                json.loads(last)
+                return 0
+            except ValueError:
+                keep = size - len(last) - 1
+        else:
+            cut = tail.rfind(b"\n")
+            keep = size - back + cut + 1 if cut >= 0 else 0
+        fh.truncate(keep)
+        return size - keep
+
+
+class JsonlAppender:
+    """Append records to a JSONL file, whole lines only, flushed and fsynced on `flush()`."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        repair_tail(self.path)
+        self._fh: IO[str] = open(self.path, "a", encoding="utf-8")
+
+    def write(self, record: Passage | Query | Judgment | TrainGroup) -> None:
+        self._fh.write(to_json(record) + "\n")
+
+    def write_many(self, records: Iterable[Passage | Query | Judgment | TrainGroup]) -> None:
+        self._fh.writelines(to_json(r) + "\n" for r in records)
+
+    def flush(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self.flush()
+            self._fh.close()
+
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_jsonl_atomic(path: Path | str, records: Iterable[Passage | Query | Judgment | TrainGroup]) -> int:
+    """Write a whole JSONL file via a temporary file and rename, so readers never see half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(to_json(r) + "\n")
+            n += 1
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return n
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Paths inside one run folder (see the module docstring)."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def passages(self) -> Path:
+        return self.root / "corpus" / "passages.jsonl"
+
+    @property
+    def passage_arrays(self) -> Path:
+        return self.root / "corpus" / "passages.npz"
+
+    @property
+    def split(self) -> Path:
+        return self.root / "corpus" / "split.json"
+
+    @property
+    def raw_queries(self) -> Path:
+        return self.root / "queries.raw.jsonl"
+
+    @property
+    def queries(self) -> Path:
+        return self.root / "queries.jsonl"
+
+    @property
+    def embeddings(self) -> Path:
+        return self.root / "embeddings"
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index" / "passages.usearch"
+
+    @property
+    def candidates(self) -> Path:
+        return self.root / "candidates.npz"
+
+    @property
+    def judgments(self) -> Path:
+        return self.root / "judgments.jsonl"
+
+    @property
+    def train_groups(self) -> Path:
+        return self.root / "train_groups.jsonl"
+
+    @property
+    def train_groups_hf(self) -> Path:
+        return self.root / "train_groups_hf"
+
+    @property
+    def dev(self) -> Path:
+        return self.root / "dev"
+
+    @property
+    def mining_stats(self) -> Path:
+        return self.root / "mining_stats.json"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def llm_cache(self) -> Path:
+        return self.root / "llm_cache.sqlite"
+
+    def manifest(self, stage: str) -> Path:
+        return self.root / "manifests" / f"{stage}.json"
