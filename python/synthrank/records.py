@@ -6,6 +6,7 @@ Run folder layout (every stage reads and writes only these paths, through `RunLa
     corpus/passages.npz       exact_hash (uint64), cluster_id (int64), n_tokens (int32), heldout (bool)
                               aligned with passages.jsonl rows
     corpus/split.json         {"heldout_doc_ids": [...], "excluded_doc_ids": [...]}
+    corpus/sampled_ids.txt    passage_id per line: the passages the LLM writes queries for
     queries.raw.jsonl         Query per generated reply, before filtering (append-only)
     queries.jsonl             Query per kept query (after filtering)
     embeddings/               passages.npy, queries.npy (float32, L2-normalised) + manifest.json
@@ -222,6 +223,10 @@ class RunLayout:
     @property
     def split(self) -> Path:
         return self.root / "corpus" / "split.json"
+
+    @property
+    def sampled_ids(self) -> Path:
+        return self.root / "corpus" / "sampled_ids.txt"
 
     @property
     def raw_queries(self) -> Path:
