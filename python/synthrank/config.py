@@ -94,7 +94,9 @@ def _convert(value: Any, annotation: Any) -> Any:
     return value
 
 
-def build(cls: type[T], table: dict[str, Any], *, section: str, path: Path | str = "<config>", text: str = "") -> T:
+def build(
+    cls: type[T], table: dict[str, Any], *, section: str, path: Path | str = "<config>", text: str = ""
+) -> T:
     """Instantiate the options dataclass `cls` from a TOML table, naming the key at fault."""
     if not isinstance(table, dict):
         raise ConfigError(f"{_where(path, text, section)}: expected a table")

@@ -92,6 +92,8 @@ class TrainGroup:
     query_id: str
     pos_ids: list[str]
     neg_ids: list[str]
+    # per negative: False = an unjudged candidate below the judged depth (an easier negative)
+    neg_judged: list[bool] = field(default_factory=list)
 
 
 R = TypeVar("R", Passage, Query, Judgment, TrainGroup)

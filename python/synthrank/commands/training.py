@@ -1,7 +1,135 @@
-"""Click commands of this stage, registered by `synthrank.cli`."""
+"""Click commands of the training and evaluation stages: `train` and `evaluate`."""
 
 from __future__ import annotations
 
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
 
-COMMANDS: list[click.Command] = []
+from synthrank.errors import SynthrankError
+from synthrank.records import RunLayout
+
+RUN_ARGUMENT = click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+
+
+class BadInputError(click.ClickException):
+    exit_code = 2  # bad usage, configuration or input
+
+
+def _run_stage(stage: Any, *args: Any) -> None:
+    """Call a stage; bad input exits 2 with its message, Ctrl-C exits 130 keeping the checkpoints."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        counts = stage(*args)
+    except KeyboardInterrupt:
+        click.echo("interrupted; checkpoints and finished outputs are kept", err=True)
+        sys.exit(130)
+    except SynthrankError as exc:
+        raise BadInputError(str(exc)) from None
+    click.echo(json.dumps(counts, default=str))
+
+
+@click.command(
+    epilog="Examples:\n\n\b\n"
+    "  synthrank train runs/med\n"
+    "  synthrank train runs/med --model cross-encoder/ms-marco-MiniLM-L-6-v2 --epochs 2 --group-size 16\n"
+    "  synthrank train runs/med --loss bce --negatives random --positives source --output runs/med/naive\n"
+    "  torchrun --nproc_per_node 4 $(which synthrank) train runs/med"
+)
+@RUN_ARGUMENT
+@click.option("--model", help="Start point: local path or hub name. [default: all-MiniLM-L6-v2 + new head]")
+@click.option("--output", type=click.Path(file_okay=False), help="Where the model goes. [default: RUN/model]")
+@click.option(
+    "--loss", type=click.Choice(["lce", "bce"]), help="lce: softmax over the group; bce: pointwise."
+)
+@click.option("--group-size", type=int, help="1 positive + N-1 negatives per query. [default: 8]")
+@click.option("--batch-size", type=int, help="Groups per device per micro-batch. [default: 16]")
+@click.option("--grad-accumulation", type=int)
+@click.option("--epochs", type=int)
+@click.option("--max-steps", type=int, help="Optimizer steps (0 = epochs x steps per epoch).")
+@click.option("--learning-rate", "--lr", "learning_rate", type=float, help="[default: 2e-5]")
+@click.option("--max-length", type=int, help="Tokens of query + passage. [default: 256]")
+@click.option("--max-query-tokens", type=int, help="Longer queries are cut to this. [default: 64]")
+@click.option("--negatives", type=click.Choice(["hard", "random"]))
+@click.option("--positives", type=click.Choice(["judged", "source"]))
+@click.option("--random-negative-share", type=float)
+@click.option("--too-few-negatives", type=click.Choice(["pad", "drop"]))
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]))
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model.")
+@click.option("--device", help="auto, cpu, cuda, cuda:1, mps.")
+@click.option("--checkpoint-every", type=int, help="Optimizer steps between checkpoints. [default: 200]")
+@click.option("--eval-every", type=int, help="Optimizer steps between dev evaluations (0 = per epoch).")
+@click.option("--early-stopping-patience", type=int)
+@click.option("--seed", type=int)
+@click.option("--no-resume", is_flag=True, help="Ignore existing checkpoints.")
+def train(run_dir: Path, no_resume: bool, compile_: bool | None, **options: Any) -> None:
+    """Fine-tune a cross-encoder on RUN/train_groups.jsonl (best dev nDCG@10 kept) into RUN/model."""
+    from synthrank.training.trainer import TrainConfig, run_train
+
+    def stage() -> dict[str, Any]:
+        given = {k: v for k, v in options.items() if v is not None}
+        if compile_ is not None:
+            given["compile"] = compile_
+        try:
+            cfg = TrainConfig(**given, resume=not no_resume)
+        except ValueError as exc:
+            raise BadInputError(str(exc)) from None
+        return run_train(RunLayout(run_dir), cfg)
+
+    _run_stage(stage)
+
+
+@click.command(
+    epilog="Examples:\n\n\b\n"
+    "  synthrank evaluate runs/med\n"
+    "  synthrank evaluate runs/med --model base=cross-encoder/ms-marco-MiniLM-L-6-v2 "
+    "--model ours=runs/med/model\n"
+    "  synthrank evaluate runs/med --model naive=runs/med/naive --model ours=runs/med/model "
+    "--dataset indomain --dataset trec-dl-19\n"
+    "  synthrank evaluate runs/med --dataset path/to/beir/scifact --no-bi-encoder"
+)
+@RUN_ARGUMENT
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    help="Cross-encoder to compare, LABEL=PATH or PATH; repeat. The last is tested against all others. "
+    "[default: ours=RUN/model]",
+)
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    help="indomain, trec-dl-19 or a BEIR folder; repeat. [default: indomain and trec-dl-19]",
+)
+@click.option("--bi-encoder", help="Bi-encoder row (cosine rerank). [default: all-MiniLM-L6-v2]")
+@click.option("--no-bi-encoder", is_flag=True, help="Leave the bi-encoder row out.")
+@click.option("--top-k", type=int, help="First-stage candidates reranked per query. [default: 100]")
+@click.option("--max-length", type=int, help="Tokens of query + passage. [default: 512]")
+@click.option("--indomain-max-queries", type=int, help="Sample this many held-out questions (0 = all).")
+@click.option("--trec-dl-archive", type=click.Path(dir_okay=False), help="Path of trec-dl-19.tar.gz.")
+@click.option("--device", help="auto, cpu, cuda, mps.")
+def evaluate(
+    run_dir: Path, models: tuple[str, ...], datasets: tuple[str, ...], no_bi_encoder: bool, **options: Any
+) -> None:
+    """Rerank the same top-100 lists with BM25, the bi-encoder and each model; report to RUN/eval."""
+    from synthrank.evaluation.evaluator import EvalConfig, run_evaluate
+
+    def stage() -> dict[str, Any]:
+        given = {k: v for k, v in options.items() if v is not None}
+        if models:
+            given["models"] = list(models)
+        if datasets:
+            given["datasets"] = list(datasets)
+        if no_bi_encoder:
+            given["bi_encoder"] = ""
+        return run_evaluate(RunLayout(run_dir), EvalConfig(**given))
+
+    _run_stage(stage)
+
+
+COMMANDS: list[click.Command] = [train, evaluate]

@@ -1,0 +1,75 @@
+"""`synthrank demo`: the whole pipeline on the bundled MedQuAD slice, offline, in minutes on a laptop CPU.
+
+The LLM stages replay `demo/replies.sqlite`, the request cache of a real run with
+Qwen2.5-Coder-0.5B-Instruct on llama.cpp, so the demo needs no LLM server. `--live` calls a real
+server instead (the one in $SYNTHRANK_LLM_BASE_URL, else a local llama.cpp server it starts) and
+records into the run folder's own cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from synthrank.pipeline_runner import EXIT_BAD_INPUT, console, run_config
+from synthrank.settings import CorpusConfig, PipelineConfig, RunConfig
+
+# The model name the replies were recorded under: part of every cache key, so it must not change.
+DEMO_MODEL = "qwen2.5-coder-0.5b-instruct"
+
+
+def demo_file(name: str) -> Path:
+    return Path(str(resources.files("synthrank").joinpath(f"demo/{name}")))
+
+
+def demo_config(run_dir: Path, *, live: bool) -> PipelineConfig:
+    """The demo's settings: small enough for 2 CPU cores, the same code paths as a real run."""
+    from synthrank.evaluation.evaluator import EvalConfig
+    from synthrank.llm.config import LLMConfig
+    from synthrank.llm.generate import GenerateConfig
+    from synthrank.llm.judge import JudgeConfig
+    from synthrank.mining import MineConfig
+    from synthrank.sample import SampleConfig
+    from synthrank.training.trainer import TrainConfig
+
+    return PipelineConfig(
+        run=RunConfig(dir=run_dir),
+        corpus=CorpusConfig(path=demo_file("medquad-slice.tar.gz"), format="medquad", heldout_fraction=0.2,
+                            heldout_group="focus"),
+        sample=SampleConfig(num_passages=100, seed=0),
+        llm=LLMConfig(model=DEMO_MODEL, cache=run_dir / "llm_cache.sqlite", offline=not live, concurrency=1),
+        generate=GenerateConfig(n_queries=1, keyword_ratio=0.3, max_tokens=64, temperature=0.0),
+        judge=JudgeConfig(top_m=5),
+        mine=MineConfig(num_negatives=7, allow_unjudged=True, range_max=30),
+        train=TrainConfig(epochs=2, batch_size=8, learning_rate=3e-5, max_length=256, checkpoint_every=50),
+        evaluate=EvalConfig(datasets=["indomain"], indomain_max_queries=150, max_length=256),
+    )
+
+
+def run_demo(run_dir: Path, *, live: bool, force: bool, verbose: bool) -> int:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = demo_config(run_dir, live=live)
+    cache = run_dir / "llm_cache.sqlite"
+    replies = demo_file("replies.sqlite")
+    if not live:
+        if not replies.is_file():
+            console.print("[red]Error:[/red] this install has no recorded demo replies; use `synthrank demo --live`")
+            return EXIT_BAD_INPUT
+        if not cache.exists():
+            shutil.copyfile(replies, cache)
+        return run_config(config, force=force, check_llm=False, verbose=verbose)
+    server: Any = None
+    if not os.environ.get("SYNTHRANK_LLM_BASE_URL"):
+        from synthrank.llm.local_server import ServerOptions, free_port, start_server
+
+        console.print("Starting a local llama.cpp server with Qwen2.5-Coder-0.5B-Instruct ...")
+        server, base_url = start_server(ServerOptions(model="qwen0.5b", port=free_port(), threads=2))
+        config = config.with_changes(llm=dataclasses.replace(config.llm, base_urls=[base_url]))
+    try:
+        return run_config(config, force=force, check_llm=True, verbose=verbose)
+    finally:
+        del server

@@ -1,0 +1,231 @@
+"""Test sets for reranking: each is queries + passage texts + qrels + one first-stage top-k per query.
+
+Every system reranks the same `candidates` lists, so differences come from the reranker alone.
+Sources: a BEIR folder (its `candidates.tsv` when present, else BM25 top-k over its corpus), TREC DL
+2019 (the BM25 top-100 shipped in `trec-dl-19.tar.gz`), and the in-domain set built from a run
+folder's held-out MedQuAD documents and their real questions.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tarfile
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from synthrank.errors import InputFormatError, InvalidArgumentError
+from synthrank.records import Passage, RunLayout, read_jsonl
+
+TREC_DL_19_ARCHIVE = Path("..") / "shared" / "data" / "trec-dl-19.tar.gz"
+
+
+@dataclass
+class EvalDataset:
+    """What a reranking evaluation needs; `passages` holds the text of every candidate."""
+
+    name: str
+    queries: dict[str, str]
+    passages: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    candidates: dict[str, list[str]]  # first-stage order, best first
+    relevance_level: int = 1  # binary metrics count grade >= this as relevant
+    first_stage: str = "bm25"
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_pairs(self) -> int:
+        return sum(len(c) for c in self.candidates.values())
+
+    def first_stage_run(self) -> dict[str, dict[str, float]]:
+        """The first-stage order as a run (descending pseudo-scores)."""
+        return {q: {d: float(len(c) - i) for i, d in enumerate(c)} for q, c in self.candidates.items()}
+
+
+def _jsonl_lines(fh: IO[str], path: str) -> Iterator[tuple[int, dict]]:
+    for lineno, line in enumerate(fh, start=1):
+        if line.strip():
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputFormatError(path, lineno, f"invalid JSON: {exc.msg}") from exc
+
+
+def _read_beir_texts(fh: IO[str], path: str, with_title: bool) -> dict[str, str]:
+    out = {}
+    for lineno, row in _jsonl_lines(fh, path):
+        if "_id" not in row or "text" not in row:
+            raise InputFormatError(path, lineno, "expected fields _id and text")
+        title = row.get("title") or ""
+        out[str(row["_id"])] = f"{title} {row['text']}".strip() if with_title and title else row["text"]
+    return out
+
+
+def _read_tsv(fh: IO[str], path: str) -> Iterator[tuple[int, list[str]]]:
+    for lineno, row in enumerate(csv.reader(fh, delimiter="\t"), start=1):
+        if not row or (lineno == 1 and row[0] in ("query-id", "qid", "query_id")):
+            continue
+        if len(row) < 3:
+            raise InputFormatError(path, lineno, f"expected 3 tab-separated columns, got {len(row)}")
+        yield lineno, row
+
+
+def _read_qrels(fh: IO[str], path: str) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = defaultdict(dict)
+    for lineno, (qid, did, score, *_) in _read_tsv(fh, path):
+        try:
+            qrels[qid][did] = int(float(score))
+        except ValueError as exc:
+            raise InputFormatError(path, lineno, f"score {score!r} is not a number") from exc
+    return dict(qrels)
+
+
+def _read_candidates(fh: IO[str], path: str) -> dict[str, list[str]]:
+    ranks: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for lineno, (qid, did, rank, *_) in _read_tsv(fh, path):
+        try:
+            ranks[qid].append((int(rank), did))
+        except ValueError as exc:
+            raise InputFormatError(path, lineno, f"rank {rank!r} is not an integer") from exc
+    return {q: [d for _, d in sorted(pairs)] for q, pairs in ranks.items()}
+
+
+def bm25_candidates(
+    queries: dict[str, str], passages: dict[str, str], top_k: int = 100
+) -> dict[str, list[str]]:
+    """BM25 (bm25s, Lucene variant, English stop words) top-k passage ids per query."""
+    import bm25s
+
+    ids = list(passages)
+    retriever = bm25s.BM25()
+    retriever.index(
+        bm25s.tokenize([passages[i] for i in ids], stopwords="en", show_progress=False), show_progress=False
+    )
+    qids = list(queries)
+    k = min(top_k, len(ids))
+    if not qids or k == 0:
+        return {q: [] for q in qids}
+    tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", show_progress=False)
+    docs, scores = retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
+    return {q: [ids[j] for j, s in zip(docs[i], scores[i], strict=True) if s > 0] for i, q in enumerate(qids)}
+
+
+def load_beir(
+    folder: Path | str, split: str = "test", top_k: int = 100, name: str | None = None
+) -> EvalDataset:
+    """A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv, optional candidates.tsv."""
+    folder = Path(folder)
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        found = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
+        if len(found) != 1:
+            raise InvalidArgumentError(f"{qrels_path}: not found (qrels splits there: {found or 'none'})")
+        qrels_path = folder / "qrels" / f"{found[0]}.tsv"
+    for needed in ("corpus.jsonl", "queries.jsonl"):
+        if not (folder / needed).is_file():
+            raise InvalidArgumentError(f"{folder / needed}: not found; expected a BEIR folder")
+    with open(qrels_path, encoding="utf-8") as fh:
+        qrels = _read_qrels(fh, str(qrels_path))
+    with open(folder / "queries.jsonl", encoding="utf-8") as fh:
+        queries = {
+            q: t for q, t in _read_beir_texts(fh, str(folder / "queries.jsonl"), False).items() if q in qrels
+        }
+    with open(folder / "corpus.jsonl", encoding="utf-8") as fh:
+        passages = _read_beir_texts(fh, str(folder / "corpus.jsonl"), True)
+    cand_path = folder / "candidates.tsv"
+    if cand_path.is_file():
+        with open(cand_path, encoding="utf-8") as fh:
+            candidates = {
+                q: c[:top_k] for q, c in _read_candidates(fh, str(cand_path)).items() if q in queries
+            }
+        first_stage = "candidates.tsv"
+    else:
+        candidates = bm25_candidates(queries, passages, top_k)
+        first_stage = "bm25"
+    return EvalDataset(name or folder.name, queries, passages, qrels, candidates, first_stage=first_stage)
+
+
+def load_trec_dl19(archive: Path | str = TREC_DL_19_ARCHIVE, top_k: int = 100) -> EvalDataset:
+    """TREC DL 2019 passages from its archive, read in memory: BM25 top-100 rerank set.
+
+    Binary metrics count grade >= 2 as relevant (trec_eval -l 2), the track's convention.
+    """
+    archive = Path(archive)
+    if not archive.is_file():
+        raise InvalidArgumentError(f"{archive}: TREC DL 2019 archive not found")
+    texts: dict[str, str] = {}
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                raw = tar.extractfile(member)
+                assert raw is not None
+                texts[member.name.split("/", 1)[-1]] = raw.read().decode("utf-8")
+    where = f"{archive}:"
+
+    def open_member(name: str) -> io.StringIO:
+        if name not in texts:
+            raise InputFormatError(archive, None, f"member {name} missing")
+        return io.StringIO(texts[name])
+
+    qrels = _read_qrels(open_member("qrels/test.tsv"), where + "qrels/test.tsv")
+    queries = _read_beir_texts(open_member("queries.jsonl"), where + "queries.jsonl", False)
+    candidates = {
+        q: c[:top_k]
+        for q, c in _read_candidates(open_member("candidates.tsv"), where + "candidates.tsv").items()
+    }
+    corpus = _read_beir_texts(open_member("corpus.jsonl"), where + "corpus.jsonl", True)
+    needed = {d for c in candidates.values() for d in c}
+    passages = {d: corpus[d] for d in needed}
+    return EvalDataset(
+        "trec-dl-19", queries, passages, qrels, candidates, relevance_level=2, first_stage="bm25 (pyserini)"
+    )
+
+
+def heldout_questions(
+    passages: Iterable[Passage], heldout_doc_ids: set[str]
+) -> dict[str, tuple[str, list[str]]]:
+    """{question text: (first doc id, passage ids of that question's own answer)} on held-out docs.
+
+    A passage's question is `meta["question"]`; its answer is every held-out passage that carries
+    the same question in the same document. A question asked in several held-out documents keeps
+    all their answers as relevant.
+    """
+    answers: dict[str, tuple[str, list[str]]] = {}
+    for p in passages:
+        question = " ".join(p.meta.get("question", "").split())
+        if p.doc_id in heldout_doc_ids and question:
+            answers.setdefault(question, (p.doc_id, []))[1].append(p.passage_id)
+    return answers
+
+
+def load_indomain(
+    layout: RunLayout, top_k: int = 100, max_queries: int | None = None, seed: int = 0
+) -> EvalDataset:
+    """Held-out real questions of a run: BM25 top-k over all of the run's passages."""
+    import random
+
+    for path in (layout.passages, layout.split):
+        if not path.is_file():
+            raise InvalidArgumentError(f"{path}: not found; the in-domain set needs an ingested run folder")
+    split = json.loads(layout.split.read_text(encoding="utf-8"))
+    heldout = set(map(str, split.get("heldout_doc_ids", [])))
+    all_passages = list(read_jsonl(layout.passages, Passage))
+    answers = heldout_questions(all_passages, heldout)
+    if not answers:
+        raise InvalidArgumentError(
+            f"{layout.passages}: no held-out passage carries meta.question; the in-domain set needs "
+            "held-out documents with their real questions (e.g. MedQuAD)"
+        )
+    questions = sorted(answers)
+    if max_queries is not None and len(questions) > max_queries:
+        questions = sorted(random.Random(seed).sample(questions, max_queries))
+    queries = {f"q{i}": q for i, q in enumerate(questions)}
+    qrels = {qid: dict.fromkeys(answers[q][1], 1) for qid, q in queries.items()}
+    passages = {p.passage_id: f"{p.title} {p.text}".strip() if p.title else p.text for p in all_passages}
+    candidates = bm25_candidates(queries, passages, top_k)
+    needed = {d for c in candidates.values() for d in c}
+    return EvalDataset("indomain", queries, {d: passages[d] for d in needed}, qrels, candidates)

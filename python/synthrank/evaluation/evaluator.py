@@ -1,0 +1,291 @@
+"""Rerank the same first-stage top-k lists with each system and measure quality and speed.
+
+Systems: the first-stage order itself, a bi-encoder's cosine similarity, and any number of
+cross-encoders (base and fine-tuned). Cross-encoder pairs are scored longest-first in length
+buckets, each batch sized to a token budget, so short pairs run in big batches and long ones fit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthrank.errors import InvalidArgumentError
+from synthrank.evaluation.datasets import (
+    TREC_DL_19_ARCHIVE,
+    EvalDataset,
+    load_beir,
+    load_indomain,
+    load_trec_dl19,
+)
+from synthrank.evaluation.metrics import METRICS, evaluate, mean, paired_comparison
+from synthrank.models import DEFAULT_EMBEDDER, resolve_model
+from synthrank.records import RunLayout
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@torch.inference_mode()
+def score_pairs(
+    model: Any,
+    tokenizer: Any,
+    queries: Sequence[str],
+    passages: Sequence[str],
+    *,
+    max_length: int = 512,
+    max_query_tokens: int = 64,
+    tokens_per_batch: int = 16_384,
+    max_batch_size: int = 256,
+) -> np.ndarray:
+    """Relevance logits for (query, passage) pairs, in input order.
+
+    Pairs are sorted by token length and cut into batches of about `tokens_per_batch` padded tokens,
+    which is the batch-size auto-tuning: padding stays small and memory per batch stays flat.
+    """
+    from synthrank.training.data import cap_queries
+
+    device = next(model.parameters()).device
+    capped = cap_queries(tokenizer, queries, max_query_tokens)
+    enc = tokenizer(capped, list(passages), truncation="only_second", max_length=max_length)
+    lengths = np.array([len(ids) for ids in enc["input_ids"]])
+    order = np.argsort(-lengths, kind="stable")
+    scores = np.empty(len(order), dtype=np.float32)
+    was_training = model.training
+    model.eval()
+    start = 0
+    while start < len(order):
+        size = max(1, min(max_batch_size, tokens_per_batch // int(lengths[order[start]])))
+        idx = order[start : start + size]
+        batch = tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc}, return_tensors="pt")
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+        scores[idx] = logits[:, 0].float().cpu().numpy()
+        start += size
+    model.train(was_training)
+    return scores
+
+
+def rerank_with_cross_encoder(
+    model: Any, tokenizer: Any, ds: EvalDataset, *, max_length: int = 512, max_query_tokens: int = 64
+) -> tuple[dict[str, dict[str, float]], float]:
+    """(run, pairs per second) for a cross-encoder over the data set's candidate lists."""
+    pairs = [(q, d) for q, cands in ds.candidates.items() for d in cands]
+    started = time.perf_counter()
+    scores = score_pairs(
+        model,
+        tokenizer,
+        [ds.queries[q] for q, _ in pairs],
+        [ds.passages[d] for _, d in pairs],
+        max_length=max_length,
+        max_query_tokens=max_query_tokens,
+    )
+    elapsed = time.perf_counter() - started
+    run: dict[str, dict[str, float]] = {q: {} for q in ds.candidates}
+    for (q, d), s in zip(pairs, scores, strict=True):
+        run[q][d] = float(s)
+    return run, len(pairs) / elapsed if elapsed > 0 else float("inf")
+
+
+def rerank_with_bi_encoder(
+    model: Any, ds: EvalDataset, batch_size: int = 64
+) -> tuple[dict[str, dict[str, float]], float]:
+    """(run, pairs per second) for a sentence-transformers bi-encoder: cosine of the two embeddings."""
+    qids = list(ds.candidates)
+    pids = sorted({d for c in ds.candidates.values() for d in c})
+    started = time.perf_counter()
+    q_emb = model.encode([ds.queries[q] for q in qids], batch_size=batch_size, normalize_embeddings=True)
+    p_emb = model.encode([ds.passages[p] for p in pids], batch_size=batch_size, normalize_embeddings=True)
+    elapsed = time.perf_counter() - started
+    row = {p: i for i, p in enumerate(pids)}
+    run = {
+        q: {d: float(np.dot(q_emb[i], p_emb[row[d]])) for d in ds.candidates[q]} for i, q in enumerate(qids)
+    }
+    return run, ds.n_pairs / elapsed if elapsed > 0 else float("inf")
+
+
+@dataclass
+class SystemResult:
+    """One system on one data set: mean and per-query metrics, speed."""
+
+    system: str
+    dataset: str
+    kind: str  # "first-stage" | "bi-encoder" | "cross-encoder"
+    means: dict[str, float]
+    per_query: dict[str, dict[str, float]] = field(repr=False)
+    pairs_per_second: float | None = None
+    seconds: float = 0.0
+
+
+def score_run(
+    system: str,
+    kind: str,
+    ds: EvalDataset,
+    run: dict[str, dict[str, float]],
+    pps: float | None,
+    seconds: float,
+) -> SystemResult:
+    per_query = evaluate(ds.qrels, run, METRICS, ds.relevance_level)
+    return SystemResult(
+        system, ds.name, kind, {m: mean(v) for m, v in per_query.items()}, per_query, pps, seconds
+    )
+
+
+def evaluate_cross_encoder(
+    name: str, path: str | Path, ds: EvalDataset, device: torch.device, max_length: int, max_query_tokens: int
+) -> SystemResult:
+    from synthrank.training import load_cross_encoder
+
+    model, tokenizer = load_cross_encoder(str(path), device)
+    started = time.perf_counter()
+    run, pps = rerank_with_cross_encoder(
+        model, tokenizer, ds, max_length=max_length, max_query_tokens=max_query_tokens
+    )
+    return score_run(name, "cross-encoder", ds, run, pps, time.perf_counter() - started)
+
+
+@dataclass
+class EvalConfig:
+    """Options of the evaluate stage (the `[evaluate]` table of synthrank.toml).
+
+    models: cross-encoders to compare, "label=path" or a path; the last one is the candidate that
+    every other system is tested against. Empty = the run's fine-tuned `model/`.
+    datasets: "indomain" (held-out real questions of the run), "trec-dl-19", or a BEIR folder path.
+    """
+
+    models: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=lambda: ["indomain", "trec-dl-19"])
+    bi_encoder: str = DEFAULT_EMBEDDER  # "" = leave the bi-encoder row out
+    first_stage_row: bool = True
+    top_k: int = 100
+    max_length: int = 512
+    max_query_tokens: int = 64
+    device: str = "auto"
+    trec_dl_archive: str = str(TREC_DL_19_ARCHIVE)
+    indomain_max_queries: int = 0  # 0 = every held-out question
+    beir_split: str = "test"
+    seed: int = 0
+
+
+def parse_model_spec(spec: str) -> tuple[str, str]:
+    """ "label=path" -> (label, path); a bare path is labelled by its folder name."""
+    label, sep, path = spec.partition("=")
+    if sep and label and not Path(spec).exists():
+        return label, path
+    return Path(spec).name or spec, spec
+
+
+def load_dataset(spec: str, layout: RunLayout, cfg: EvalConfig) -> EvalDataset:
+    if spec == "indomain":
+        return load_indomain(layout, cfg.top_k, cfg.indomain_max_queries or None, cfg.seed)
+    if spec in ("trec-dl-19", "trec-dl-2019"):
+        return load_trec_dl19(cfg.trec_dl_archive, cfg.top_k)
+    if Path(spec).is_dir():
+        return load_beir(spec, cfg.beir_split, cfg.top_k)
+    raise InvalidArgumentError(f"--dataset {spec!r}: use indomain, trec-dl-19 or a BEIR folder path")
+
+
+def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
+    """Rerank each data set's first-stage lists with every system; write report.{json,md} and chart.png."""
+    from synthrank.evaluation.report import print_table, write_report
+    from synthrank.training.model_card import set_card_evaluation
+
+    specs = cfg.models or ([f"ours={layout.model}"] if layout.model.is_dir() else [])
+    models = [parse_model_spec(s) for s in specs]
+    if not models and not cfg.bi_encoder and not cfg.first_stage_row:
+        raise InvalidArgumentError("nothing to evaluate: give --model, a bi-encoder or the first-stage row")
+    device = pick_device(cfg.device)
+    datasets = [load_dataset(spec, layout, cfg) for spec in cfg.datasets]
+    results: list[SystemResult] = []
+    bi_encoder = None
+    if cfg.bi_encoder:
+        from sentence_transformers import SentenceTransformer
+
+        bi_encoder = SentenceTransformer(resolve_model(cfg.bi_encoder), device=str(device))
+    for ds in datasets:
+        log.info("%s: %d queries, %d pairs", ds.name, len(ds.candidates), ds.n_pairs)
+        if cfg.first_stage_row:
+            results.append(score_run(ds.first_stage, "first-stage", ds, ds.first_stage_run(), None, 0.0))
+        if bi_encoder is not None:
+            started = time.perf_counter()
+            run, pps = rerank_with_bi_encoder(bi_encoder, ds)
+            results.append(score_run("bi-encoder", "bi-encoder", ds, run, pps, time.perf_counter() - started))
+        for label, path in models:
+            results.append(
+                evaluate_cross_encoder(label, path, ds, device, cfg.max_length, cfg.max_query_tokens)
+            )
+    candidate = models[-1][0] if models else None
+    report = build_report(datasets, results, candidate, device, cfg)
+    written = write_report(layout.eval, report)
+    print_table(report)
+    for _label, path in models:
+        if Path(path).is_dir():
+            set_card_evaluation(Path(path), written["markdown_tables"])
+    return {
+        "datasets": len(datasets),
+        "systems": len(results) // max(1, len(datasets)),
+        "pairs": sum(ds.n_pairs for ds in datasets),
+        "report": str(written["json"]),
+    }
+
+
+def build_report(
+    datasets: list[EvalDataset],
+    results: list[SystemResult],
+    candidate: str | None,
+    device: torch.device,
+    cfg: EvalConfig,
+) -> dict[str, Any]:
+    """The JSON report: per data set, each system's means and speed, and the candidate's paired tests."""
+    out: dict[str, Any] = {
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "candidate": candidate,
+        "config": {k: v for k, v in cfg.__dict__.items()},
+        "datasets": {},
+    }
+    for ds in datasets:
+        rows = [r for r in results if r.dataset == ds.name]
+        entry: dict[str, Any] = {
+            "queries": len(ds.candidates),
+            "pairs": ds.n_pairs,
+            "first_stage": ds.first_stage,
+            "relevance_level": ds.relevance_level,
+            "systems": {
+                r.system: {
+                    "kind": r.kind,
+                    **{m: round(v, 4) for m, v in r.means.items()},
+                    "pairs_per_second": round(r.pairs_per_second, 1) if r.pairs_per_second else None,
+                    "seconds": round(r.seconds, 2),
+                }
+                for r in rows
+            },
+            "per_query_ndcg@10": {r.system: r.per_query["ndcg@10"] for r in rows},
+            "comparisons": {},
+        }
+        cand = next((r for r in rows if r.system == candidate), None)
+        if cand is not None:
+            for other in rows:
+                if other.system != candidate:
+                    entry["comparisons"][other.system] = {
+                        m: paired_comparison(other.per_query[m], cand.per_query[m], seed=cfg.seed)
+                        for m in METRICS
+                    }
+        out["datasets"][ds.name] = entry
+    return out

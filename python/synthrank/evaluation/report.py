@@ -1,0 +1,113 @@
+"""Write the evaluation report: report.json, report.md, chart.png, and a printed rich table."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from synthrank.evaluation.metrics import METRICS
+
+_HEAD = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "map@100": "MAP@100", "recall@100": "R@100"}
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def markdown_tables(report: dict[str, Any]) -> str:
+    """One metrics table per data set, then the candidate's paired comparisons (nDCG@10)."""
+    parts = []
+    candidate = report.get("candidate")
+    for name, ds in report["datasets"].items():
+        parts.append(
+            f"### {name} ({ds['queries']} queries, {ds['pairs']} pairs, first stage: {ds['first_stage']})\n"
+        )
+        parts.append("| system | " + " | ".join(_HEAD[m] for m in METRICS) + " | pairs/s |")
+        parts.append("| --- |" + " ---: |" * (len(METRICS) + 1))
+        for system, row in ds["systems"].items():
+            mark = "**" if system == candidate else ""
+            cells = " | ".join(_fmt(row[m]) for m in METRICS)
+            parts.append(f"| {mark}{system}{mark} | {cells} | {_fmt(row['pairs_per_second'], 1)} |")
+        if ds["comparisons"]:
+            parts.append(f"\n{candidate} vs each system, per query nDCG@10 (paired):\n")
+            parts.append("| vs | Δ nDCG@10 | wins / ties / losses | p (t-test) | p (randomisation) |")
+            parts.append("| --- | ---: | :---: | ---: | ---: |")
+            for other, by_metric in ds["comparisons"].items():
+                c = by_metric["ndcg@10"]
+                wtl = f"{int(c['wins'])} / {int(c['ties'])} / {int(c['losses'])}"
+                parts.append(
+                    f"| {other} | {c['mean_diff']:+.4f} | {wtl} | {c['p_ttest']:.2g} "
+                    f"| {c['p_randomization']:.2g} |"
+                )
+        parts.append("")
+    return "\n".join(parts)
+
+
+def write_chart(report: dict[str, Any], path: Path) -> None:
+    """Grouped bars: one panel per data set, metrics on the x axis, one bar per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(report["datasets"])
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(6 * max(1, len(names)), 4), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        systems = report["datasets"][name]["systems"]
+        x = np.arange(len(METRICS))
+        width = 0.8 / max(1, len(systems))
+        for i, (system, row) in enumerate(systems.items()):
+            ax.bar(x + i * width - 0.4 + width / 2, [row[m] for m in METRICS], width, label=system)
+        ax.set_xticks(x, [_HEAD[m] for m in METRICS])
+        ax.set_ylim(0, 1)
+        ax.set_title(name)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(folder: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """Write the three files (each via a temporary name); returns their paths and the Markdown tables."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = markdown_tables(report)
+    markdown = (
+        f"# Evaluation\n\nDevice: {report['device']} ({report['torch_threads']} torch threads)\n\n{tables}"
+    )
+    paths = {"json": folder / "report.json", "markdown": folder / "report.md", "chart": folder / "chart.png"}
+    for key, write in (
+        ("json", lambda p: p.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")),
+        ("markdown", lambda p: p.write_text(markdown, encoding="utf-8")),
+        ("chart", lambda p: write_chart(report, p)),
+    ):
+        tmp = paths[key].with_name("tmp." + paths[key].name)
+        write(tmp)
+        os.replace(tmp, paths[key])
+    return {**paths, "markdown_tables": tables}
+
+
+def print_table(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for name, ds in report["datasets"].items():
+        table = Table(title=f"{name}: {ds['queries']} queries, {ds['pairs']} pairs")
+        table.add_column("system")
+        for m in METRICS:
+            table.add_column(_HEAD[m], justify="right")
+        table.add_column("pairs/s", justify="right")
+        table.add_column(f"p vs {report['candidate']}" if report["candidate"] else "p", justify="right")
+        for system, row in ds["systems"].items():
+            comp = ds["comparisons"].get(system, {}).get("ndcg@10")
+            table.add_row(
+                system,
+                *(_fmt(row[m]) for m in METRICS),
+                _fmt(row["pairs_per_second"], 1),
+                _fmt(comp["p_randomization"], 3) if comp else "",
+            )
+        console.print(table)

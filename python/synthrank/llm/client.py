@@ -1,0 +1,342 @@
+"""An async client for OpenAI-compatible servers (vLLM, llama.cpp, Ollama, TGI, LM Studio, OpenAI).
+
+Every call goes: request cache -> spending cap -> concurrency limit -> rate limits -> the endpoint
+with the fewest requests outstanding -> retries with backoff. A response is committed to the cache
+the moment it arrives, so nothing paid for is ever asked twice, and identical requests in flight at
+the same time share one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from aiolimiter import AsyncLimiter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from synthrank.errors import LLMError
+from synthrank.llm.cache import ResponseCache, cache_key
+from synthrank.llm.config import LLMConfig
+from synthrank.llm.ledger import Ledger, TokenEstimator
+
+log = logging.getLogger(__name__)
+
+PATHS = {"chat": "/chat/completions", "completion": "/completions"}
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+MAX_RETRY_AFTER = 300.0
+
+
+class RetryableError(LLMError):
+    """A failure worth another attempt; `retry_after` is the server's wish in seconds, if it said."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ReplyFormatError(LLMError):
+    """The reply arrived but its content does not have the format the prompt asked for."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    content: str
+    logprobs: list[dict[str, Any]] | None  # per generated token: token, logprob, top_logprobs
+    usage: dict[str, Any] | None
+    cached: bool
+    response: dict[str, Any]
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After is either seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def reply_from_response(kind: str, data: dict[str, Any], cached: bool) -> Reply:
+    """Pull text and token logprobs out of a chat or completion response."""
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise RetryableError("response has no choices")
+    choice = choices[0]
+    if kind == "chat":
+        message = choice.get("message") or {}
+        content = message.get("content") if isinstance(message, dict) else None
+    else:
+        content = choice.get("text")
+    if content is None:
+        content = ""
+    if not isinstance(content, str):
+        raise RetryableError("response content is not text")
+    raw_lp = choice.get("logprobs")
+    logprobs = None
+    if isinstance(raw_lp, dict) and isinstance(raw_lp.get("content"), list):
+        logprobs = raw_lp["content"]
+    elif isinstance(raw_lp, dict) and isinstance(raw_lp.get("tokens"), list):  # legacy completions format
+        tops = raw_lp.get("top_logprobs") or [{}] * len(raw_lp["tokens"])
+        logprobs = [
+            {
+                "token": t,
+                "logprob": lp,
+                "top_logprobs": [{"token": k, "logprob": v} for k, v in (top or {}).items()],
+            }
+            for t, lp, top in zip(raw_lp["tokens"], raw_lp.get("token_logprobs") or [], tops, strict=False)
+        ]
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
+    return Reply(content=content, logprobs=logprobs, usage=usage, cached=cached, response=data)
+
+
+class Endpoint:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.outstanding = 0
+        self.failures = 0  # consecutive
+        self.rested_until = 0.0
+
+
+class EndpointPool:
+    """Least-outstanding choice among endpoints; one that keeps failing rests, then gets a new try."""
+
+    def __init__(self, base_urls: list[str], *, rest_after: int, rest_seconds: float) -> None:
+        self.endpoints = [Endpoint(u) for u in base_urls]
+        self.rest_after = rest_after
+        self.rest_seconds = rest_seconds
+
+    async def acquire(self) -> Endpoint:
+        while True:
+            now = time.monotonic()
+            awake = [e for e in self.endpoints if e.rested_until <= now]
+            if awake:
+                endpoint = min(awake, key=lambda e: e.outstanding)
+                endpoint.outstanding += 1
+                return endpoint
+            await asyncio.sleep(min(e.rested_until for e in self.endpoints) - now)
+
+    def release(self, endpoint: Endpoint, ok: bool) -> None:
+        endpoint.outstanding -= 1
+        if ok:
+            endpoint.failures = 0
+            return
+        endpoint.failures += 1
+        # resting only helps when another endpoint can take the load; alone, backoff does the job
+        resting = endpoint.rested_until > time.monotonic()
+        if len(self.endpoints) > 1 and endpoint.failures >= self.rest_after and not resting:
+            endpoint.rested_until = time.monotonic() + self.rest_seconds
+            endpoint.failures = 0
+            log.warning(
+                "endpoint %s keeps failing; resting it for %.0fs", endpoint.base_url, self.rest_seconds
+            )
+
+
+class LLMClient:
+    """Use as `async with LLMClient(cfg, cache=..., ledger=..., stage="generate") as client`."""
+
+    def __init__(
+        self,
+        cfg: LLMConfig,
+        *,
+        cache: ResponseCache | None = None,
+        ledger: Ledger | None = None,
+        stage: str = "llm",
+        format_retries: int = 1,
+    ) -> None:
+        self.cfg = cfg.resolved()
+        self.cache = cache
+        self.ledger = ledger or Ledger(
+            price_prompt=self.cfg.price_prompt,
+            price_completion=self.cfg.price_completion,
+            max_cost=self.cfg.max_cost,
+            estimator=TokenEstimator(self.cfg.tokenizer),
+        )
+        self.stage = stage
+        self.format_retries = format_retries
+        self.pool = EndpointPool(
+            self.cfg.base_urls, rest_after=self.cfg.rest_after, rest_seconds=self.cfg.rest_seconds
+        )
+        self._semaphore = asyncio.Semaphore(self.cfg.concurrency)
+        self._rpm = AsyncLimiter(self.cfg.rpm, 60) if self.cfg.rpm else None
+        self._tpm = AsyncLimiter(self.cfg.tpm, 60) if self.cfg.tpm else None
+        self._pending: dict[str, asyncio.Task[Reply]] = {}
+        self._backoff = wait_random_exponential(multiplier=self.cfg.backoff_base, max=self.cfg.backoff_max)
+        self._http: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> LLMClient:
+        headers = {"Authorization": f"Bearer {self.cfg.api_key}"} if self.cfg.api_key else {}
+        self._http = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(self.cfg.timeout),
+            limits=httpx.Limits(
+                max_connections=self.cfg.concurrency, max_keepalive_connections=self.cfg.concurrency
+            ),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    @property
+    def model(self) -> str:
+        return self.cfg.model
+
+    async def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        template_version: str,
+        validate: Callable[[Reply], object] | None = None,
+        **params: Any,
+    ) -> Reply:
+        """POST /chat/completions; `validate` raising ReplyFormatError asks for a fresh reply."""
+        body = {"model": self.cfg.model, "messages": messages, **params}
+        return await self._request("chat", body, template_version, validate)
+
+    async def complete(
+        self,
+        prompt: str,
+        *,
+        template_version: str,
+        validate: Callable[[Reply], object] | None = None,
+        **params: Any,
+    ) -> Reply:
+        """POST /completions, for prompts that need raw text rather than a chat template."""
+        body = {"model": self.cfg.model, "prompt": prompt, **params}
+        return await self._request("completion", body, template_version, validate)
+
+    async def _request(
+        self,
+        kind: str,
+        body: dict[str, Any],
+        template_version: str,
+        validate: Callable[[Reply], object] | None,
+    ) -> Reply:
+        key = cache_key(kind, body, template_version)
+        if self.cache is not None and not self.cfg.refresh:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.ledger.record_cache_hit(self.stage, self.cfg.model)
+                return reply_from_response(kind, hit, cached=True)
+        shared = self._pending.get(key)
+        if shared is not None:
+            return await asyncio.shield(shared)
+        task = asyncio.ensure_future(self._fetch_valid(kind, body, key, validate))
+        self._pending[key] = task
+        try:
+            return await task
+        except LLMError as exc:
+            if not isinstance(exc, ReplyFormatError):
+                self.ledger.record_failure(self.stage, self.cfg.model)
+            raise
+        finally:
+            self._pending.pop(key, None)
+
+    async def _fetch_valid(
+        self, kind: str, body: dict[str, Any], key: str, validate: Callable[[Reply], object] | None
+    ) -> Reply:
+        for attempt in range(self.format_retries + 1):
+            reply = await self._fetch(kind, body, key)
+            if validate is None:
+                return reply
+            try:
+                validate(reply)
+                return reply
+            except ReplyFormatError as exc:
+                if attempt == self.format_retries:
+                    return reply  # kept (and cached): the caller counts it as a failed reply
+                log.info("reply in the wrong format (%s); asking again", exc)
+        raise AssertionError("unreachable")
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return min(float(retry_after), MAX_RETRY_AFTER)
+        return float(self._backoff(state))
+
+    async def _fetch(self, kind: str, body: dict[str, Any], key: str) -> Reply:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.cfg.retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception_type(RetryableError),
+            reraise=True,
+            before_sleep=lambda s: log.info(
+                "retrying %s after %s", kind, s.outcome.exception() if s.outcome else "?"
+            ),
+        )
+        async for attempt in retrying:
+            with attempt:
+                data = await self._send(kind, body)
+                reply = reply_from_response(kind, data, cached=False)
+                if self.cache is not None:
+                    self.cache.put(key, kind, data)
+                self.ledger.record_call(
+                    self.stage, self.cfg.model, reply.usage, _prompt_text(body), reply.content
+                )
+                return reply
+        raise AssertionError("unreachable")
+
+    async def _send(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        assert self._http is not None, "use LLMClient as an async context manager"
+        async with self._semaphore:
+            # checked here, not before queueing, so calls already sent finish and are kept
+            self.ledger.check_budget()
+            if self._rpm is not None:
+                await self._rpm.acquire()
+            if self._tpm is not None:
+                estimate = self.ledger.estimator.count(_prompt_text(body)) + int(body.get("max_tokens") or 0)
+                await self._tpm.acquire(min(float(estimate), self._tpm.max_rate))
+            endpoint = await self.pool.acquire()
+            ok = False
+            url = endpoint.base_url + PATHS[kind]
+            try:
+                try:
+                    response = await self._http.post(url, json=body)
+                except httpx.TimeoutException as exc:
+                    raise RetryableError(f"{url}: timed out after {self.cfg.timeout:g}s") from exc
+                except httpx.TransportError as exc:
+                    raise RetryableError(f"{url}: connection failed ({type(exc).__name__})") from exc
+                if response.status_code in RETRY_STATUS:
+                    raise RetryableError(
+                        f"{url}: HTTP {response.status_code}",
+                        parse_retry_after(response.headers.get("retry-after")),
+                    )
+                if response.status_code >= 400:
+                    raise LLMError(f"{url}: HTTP {response.status_code}: {self._scrub(response.text[:300])}")
+                try:
+                    data = response.json()
+                except ValueError as exc:
+                    raise RetryableError(f"{url}: malformed JSON in the response") from exc
+                if not isinstance(data, dict):
+                    raise RetryableError(f"{url}: response is not a JSON object")
+                ok = True
+                return data
+            finally:
+                self.pool.release(endpoint, ok)
+
+    def _scrub(self, text: str) -> str:
+        """Servers sometimes echo the request; the key must not reach a log or an exception."""
+        key = self.cfg.api_key
+        return text.replace(key, "***") if key else text
+
+
+def _prompt_text(body: dict[str, Any]) -> str:
+    if "messages" in body:
+        return "\n".join(str(m.get("content", "")) for m in body["messages"])
+    return str(body.get("prompt", ""))

@@ -1,0 +1,102 @@
+"""Options of the LLM client: endpoints, model, limits, retries, prices and the spending cap.
+
+The API key is read from the environment when not given and is kept out of `repr`, so printing a
+config (or a stage manifest built from it) never shows it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from synthrank.errors import ConfigError
+
+BASE_URL_ENV = ("SYNTHRANK_LLM_BASE_URL", "OPENAI_BASE_URL")
+API_KEY_ENV = ("SYNTHRANK_LLM_API_KEY", "OPENAI_API_KEY")
+MODEL_ENV = ("SYNTHRANK_LLM_MODEL",)
+DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
+
+
+def _first_env(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+@dataclass
+class LLMConfig:
+    """How to reach the LLM and how hard to push it.
+
+    base_urls: one or more OpenAI-compatible base URLs (".../v1"); empty = from the environment
+        (comma-separated `SYNTHRANK_LLM_BASE_URL` or `OPENAI_BASE_URL`), else the llama.cpp default.
+    concurrency: requests in flight at once, over all endpoints.
+    rpm, tpm: requests / tokens per minute (None = unlimited); tokens are estimated before sending.
+    retries: extra attempts after a retryable failure (429, 5xx, dropped connection, timeout,
+        malformed body); backoff is exponential with jitter, and a server's Retry-After wins.
+    price_prompt, price_completion: cost per 1M tokens; max_cost: stop the stage at this spend.
+    rest_after, rest_seconds: an endpoint failing `rest_after` times in a row rests that long.
+    cache: SQLite request cache (None = the run folder's `llm_cache.sqlite`); refresh ignores it.
+    """
+
+    base_urls: list[str] = field(default_factory=list)
+    model: str = ""
+    api_key: str | None = field(default=None, repr=False)
+    concurrency: int = 8
+    rpm: float | None = None
+    tpm: float | None = None
+    timeout: float = 120.0
+    retries: int = 6
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    price_prompt: float = 0.0
+    price_completion: float = 0.0
+    max_cost: float | None = None
+    rest_after: int = 3
+    rest_seconds: float = 30.0
+    cache: Path | None = None
+    refresh: bool = False
+    offline: bool = False  # replay cached replies only: a cache miss is an error, nothing is sent
+    tokenizer: str | None = None  # tokenizer.json / folder used to estimate tokens a server did not report
+
+    def __post_init__(self) -> None:
+        for name in ("concurrency", "rest_after"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"[llm] {name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("timeout", "backoff_base", "backoff_max", "rest_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"[llm] {name}: must be > 0, got {getattr(self, name)}")
+        for name in ("rpm", "tpm", "max_cost"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"[llm] {name}: must be > 0 when set, got {value}")
+        if self.retries < 0 or self.price_prompt < 0 or self.price_completion < 0:
+            raise ConfigError("[llm] retries, price_prompt and price_completion must be >= 0")
+
+    def resolved(self) -> LLMConfig:
+        """A copy with base URLs, model and key filled in from the environment where unset."""
+        urls = list(self.base_urls)
+        if not urls:
+            env = _first_env(BASE_URL_ENV)
+            urls = [u.strip() for u in env.split(",") if u.strip()] if env else [DEFAULT_BASE_URL]
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"[llm] base_urls: {url!r} is not an http(s) URL")
+        model = self.model or _first_env(MODEL_ENV) or "default"
+        api_key = self.api_key if self.api_key is not None else _first_env(API_KEY_ENV)
+        return replace(self, base_urls=[normalize_base_url(u) for u in urls], model=model, api_key=api_key)
+
+    def public_dict(self) -> dict[str, object]:
+        """The options without the API key, for manifests and fingerprints."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
+
+
+def normalize_base_url(url: str) -> str:
+    """'http://host:8080' and 'http://host:8080/v1/' both mean 'http://host:8080/v1'."""
+    url = url.rstrip("/")
+    scheme_sep = url.index("//") + 2
+    if "/" not in url[scheme_sep:]:
+        url += "/v1"
+    return url

@@ -1,0 +1,188 @@
+"""Filter generated queries before any retrieval: drop and count what would poison training.
+
+Checks, in order (a query is counted under the first it fails): empty/unparsable, too short, too
+long, wrong format (markup, URLs, a leftover label), wrong script (not the passage's writing
+system), copied from the passage (share of its words covered by word n-grams of the passage),
+exact duplicate, near duplicate (MinHash over word shingles, the native finder). The first query of
+a duplicate cluster is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from synthrank.dedup import near_duplicates
+from synthrank.errors import ConfigError, InputFormatError
+from synthrank.records import Passage, Query, RunLayout, read_jsonl, write_jsonl_atomic
+from synthrank.text import word_tokens
+
+REASONS = (
+    "empty_or_unparsable",
+    "too_short",
+    "too_long",
+    "wrong_format",
+    "wrong_script",
+    "copied_from_passage",
+    "exact_duplicate",
+    "near_duplicate",
+)
+FORMAT_MARKERS = ("http://", "https://", "<", ">", "{", "}", "```", "\\n")
+
+
+@dataclass
+class FilterConfig:
+    """copy_ngram/copy_overlap: a query whose words are covered >= copy_overlap by word n-grams
+    (n = copy_ngram) that also occur in its passage counts as copied."""
+
+    min_words: int = 3
+    max_words: int = 64
+    copy_ngram: int = 4
+    copy_overlap: float = 0.8
+    near_duplicate_threshold: float = 0.8
+    shingle_size: int = 2
+    check_script: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_words <= self.max_words:
+            raise ConfigError(f"[filter] min_words/max_words: need 1 <= {self.min_words} <= {self.max_words}")
+        if self.copy_ngram < 1 or not 0 < self.copy_overlap <= 1:
+            raise ConfigError("[filter] copy_ngram must be >= 1 and copy_overlap in (0, 1]")
+        if not 0 < self.near_duplicate_threshold <= 1:
+            raise ConfigError(
+                f"[filter] near_duplicate_threshold: must be in (0, 1], got {self.near_duplicate_threshold}"
+            )
+
+
+def dominant_script(text: str) -> str | None:
+    """The writing system most letters belong to (first word of their Unicode name: LATIN, CJK...)."""
+    scripts: Counter[str] = Counter()
+    for char in text:
+        if char.isalpha():
+            name = unicodedata.name(char, "")
+            if name:
+                scripts[name.split(" ", 1)[0]] += 1
+    return scripts.most_common(1)[0][0] if scripts else None
+
+
+def copied_share(query_tokens: list[str], passage_ngrams: set[tuple[str, ...]], n: int) -> float:
+    """Share of the query's tokens inside some n-gram that also occurs in the passage."""
+    if len(query_tokens) < n:
+        return 0.0  # too short to tell copying from sharing the topic's terms
+    covered = [False] * len(query_tokens)
+    for i in range(len(query_tokens) - n + 1):
+        if tuple(query_tokens[i : i + n]) in passage_ngrams:
+            covered[i : i + n] = [True] * n
+    return sum(covered) / len(query_tokens)
+
+
+def _ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
+
+
+def filter_queries(
+    queries: list[Query], passages: dict[str, Passage], cfg: FilterConfig
+) -> tuple[list[Query], Counter[str]]:
+    """The kept queries in input order and the count of drops per reason."""
+    dropped: Counter[str] = Counter()
+    tokens = word_tokens([q.text for q in queries])
+    survivors: list[int] = []
+    passage_cache: dict[str, tuple[set[tuple[str, ...]], str | None]] = {}
+    for i, query in enumerate(queries):
+        words = tokens[i]
+        text = query.text.strip()
+        reason = None
+        if not text or not words:
+            reason = "empty_or_unparsable"
+        elif len(words) < cfg.min_words:
+            reason = "too_short"
+        elif len(words) > cfg.max_words:
+            reason = "too_long"
+        elif any(m in text.lower() for m in FORMAT_MARKERS) or text.endswith(":"):
+            reason = "wrong_format"
+        else:
+            passage = passages.get(query.passage_id)
+            if passage is not None:
+                if query.passage_id not in passage_cache:
+                    ptoks = word_tokens([passage.text])[0]
+                    passage_cache[query.passage_id] = (
+                        _ngrams(ptoks, cfg.copy_ngram),
+                        dominant_script(passage.text),
+                    )
+                grams, script = passage_cache[query.passage_id]
+                if cfg.check_script and script is not None and dominant_script(text) not in (script, None):
+                    reason = "wrong_script"
+                elif copied_share(words, grams, cfg.copy_ngram) >= cfg.copy_overlap:
+                    reason = "copied_from_passage"
+        if reason:
+            dropped[reason] += 1
+        else:
+            survivors.append(i)
+
+    seen: set[str] = set()
+    unique: list[int] = []
+    for i in survivors:
+        key = " ".join(tokens[i])
+        if key in seen:
+            dropped["exact_duplicate"] += 1
+        else:
+            seen.add(key)
+            unique.append(i)
+    kept = unique
+    if len(unique) > 1:
+        clusters = near_duplicates(
+            [" ".join(tokens[i]) for i in unique],
+            threshold=cfg.near_duplicate_threshold,
+            shingle="word",
+            shingle_size=cfg.shingle_size,
+        )
+        kept = [i for j, i in enumerate(unique) if int(clusters[j]) == j]
+        dropped["near_duplicate"] += len(unique) - len(kept)
+    return [queries[i] for i in kept], dropped
+
+
+def run_filter(layout: RunLayout, cfg: FilterConfig, *, print_summary: bool = True) -> dict[str, Any]:
+    """Read raw queries + passages, write `queries.jsonl` (atomically) and `filter_stats.json`."""
+    if not layout.raw_queries.is_file():
+        raise InputFormatError(layout.raw_queries, None, "not found (run `synthrank generate` first)")
+    queries = list(read_jsonl(layout.raw_queries, Query))
+    wanted = {q.passage_id for q in queries}
+    passages = {p.passage_id: p for p in read_jsonl(layout.passages, Passage) if p.passage_id in wanted}
+    kept, dropped = filter_queries(queries, passages, cfg)
+    write_jsonl_atomic(layout.queries, kept)
+    stats = {
+        "raw": len(queries),
+        "kept": len(kept),
+        "dropped": {reason: dropped.get(reason, 0) for reason in REASONS},
+        "config": asdict(cfg),
+    }
+    stats_path = layout.root / "filter_stats.json"
+    tmp = stats_path.with_name(stats_path.name + ".tmp")
+    tmp.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(stats_path)
+    if print_summary:
+        Console(stderr=True).print(stats_table(stats))
+    return {
+        "raw": stats["raw"],
+        "kept": stats["kept"],
+        **{f"dropped_{k}": v for k, v in stats["dropped"].items()},
+    }
+
+
+def stats_table(stats: dict[str, Any]) -> Table:
+    table = Table(title="Query filter")
+    table.add_column("outcome")
+    table.add_column("queries", justify="right")
+    table.add_column("share", justify="right")
+    total = max(1, stats["raw"])
+    table.add_row("kept", str(stats["kept"]), f"{stats['kept'] / total:.1%}")
+    for reason, count in stats["dropped"].items():
+        table.add_row(f"dropped: {reason.replace('_', ' ')}", str(count), f"{count / total:.1%}")
+    table.add_row("raw total", str(stats["raw"]), "100%")
+    return table

@@ -1,0 +1,82 @@
+"""Shared plumbing of the LLM stages: bounded workers over items, budget stop, periodic flushing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
+from synthrank.errors import BudgetExceededError, LLMError
+from synthrank.progress import Bar, progress_bar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Outcome:
+    """How a drain ended: `complete` is False when the budget or a dead endpoint stopped it."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.failed = 0
+        self.complete = True
+        self.stop_reason: str | None = None
+
+
+async def drain(
+    items: Iterable[T],
+    work: Callable[[T], Awaitable[R]],
+    on_result: Callable[[T, R], None],
+    *,
+    workers: int,
+    total: int | None = None,
+    description: str = "LLM",
+    max_consecutive_failures: int = 50,
+) -> Outcome:
+    """Run `work` over `items` with `workers` tasks.
+
+    A failed item (retries exhausted) is counted and skipped, so a re-run tries it again. The
+    spending cap stops new items while calls in flight finish; so does a long run of failures in a
+    row (the endpoint is down), so a dead server fails the stage instead of grinding on for hours.
+    """
+    outcome = Outcome()
+    iterator = iter(items)
+    consecutive = 0
+    stop = asyncio.Event()
+
+    async def worker(bar: Bar) -> None:
+        nonlocal consecutive
+        while not stop.is_set():
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            try:
+                result = await work(item)
+            except BudgetExceededError as exc:
+                outcome.complete = False
+                outcome.stop_reason = str(exc)
+                stop.set()
+                return
+            except LLMError as exc:
+                outcome.failed += 1
+                consecutive += 1
+                log.warning("%s: %s", description, exc)
+                if consecutive >= max_consecutive_failures:
+                    outcome.complete = False
+                    outcome.stop_reason = f"{consecutive} calls in a row failed; last error: {exc}"
+                    stop.set()
+                continue
+            consecutive = 0
+            outcome.done += 1
+            on_result(item, result)
+            bar.advance()
+
+    with progress_bar(description, total=total) as bar:
+        await asyncio.gather(*(worker(bar) for _ in range(workers)))
+    if outcome.failed and outcome.complete:
+        outcome.complete = False
+        outcome.stop_reason = f"{outcome.failed} item(s) failed after retries; re-run to try them again"
+    return outcome

@@ -1,0 +1,356 @@
+"""The mine stage: judge grades + retrieval candidates -> training groups without false negatives.
+
+Positives are the passages the judge graded >= `positive_min_grade` (the source passage is not
+assumed relevant: a query whose source was judged irrelevant and that has no other positive is
+dropped and counted). Hard negatives come from `synthrank.negatives.select_negatives` over the
+query's candidates, with the judge's grades as labels and the false-negative guard (never a positive,
+its exact duplicate, its near-duplicate cluster, or anything judged relevant or ambiguous).
+A seeded share of queries, held out by source document, becomes a synthetic dev set (BEIR layout,
+qrels from the grades) instead of training groups. Withheld passages (held-out or excluded documents)
+are never positives, negatives or dev passages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from synthrank import negatives
+from synthrank.errors import ConfigError, InputFormatError
+from synthrank.records import Judgment, Passage, Query, RunLayout, TrainGroup, read_jsonl, write_jsonl_atomic
+from synthrank.retrieval import load_candidates
+
+DROP_REASONS = (
+    "not_in_candidates",
+    "not_judged",
+    "source_judged_irrelevant",
+    "no_positive",
+    "too_few_negatives",
+)
+
+
+@dataclass(frozen=True)
+class MineConfig:
+    """Options of the mine stage (section [mine] of synthrank.toml)."""
+
+    positive_min_grade: int = 2
+    negative_max_grade: int = 1  # "on topic only" passages make the hardest true negatives
+    max_positives: int = 3
+    num_negatives: int = 7
+    min_negatives: int | None = None  # None: num_negatives (the HF columns need a full row)
+    range_min: int = 0
+    range_max: int | None = None
+    absolute_margin: float | None = None
+    relative_margin: float | None = None
+    max_score: float | None = None
+    sampling: Literal["top", "random"] = "top"
+    allow_unjudged: bool = False  # unjudged candidates as easier negatives, flagged in neg_judged
+    dev_fraction: float = 0.05
+    seed: int = 0
+    backend: str | None = None
+
+    def validate(self) -> None:
+        if not 0 <= self.negative_max_grade < self.positive_min_grade <= 3:
+            raise ConfigError(
+                "[mine] need 0 <= negative_max_grade < positive_min_grade <= 3, got "
+                f"{self.negative_max_grade} and {self.positive_min_grade}"
+            )
+        if self.num_negatives < 1 or self.max_positives < 1:
+            raise ConfigError("[mine] num_negatives and max_positives must be >= 1")
+        if self.min_negatives is not None and not 0 <= self.min_negatives <= self.num_negatives:
+            raise ConfigError(f"[mine] min_negatives must be in [0, num_negatives], got {self.min_negatives}")
+        if not 0.0 <= self.dev_fraction < 1.0:
+            raise ConfigError(f"[mine] dev_fraction must be in [0, 1), got {self.dev_fraction}")
+
+
+def _in_dev(doc_id: str, cfg: MineConfig) -> bool:
+    digest = hashlib.blake2b(f"dev\x00{cfg.seed}\x00{doc_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2.0**64 < cfg.dev_fraction
+
+
+def _passage_rows(path: Path, wanted: set[str]) -> dict[str, int]:
+    rows: dict[str, int] = {}
+    with open(path, encoding="utf-8") as fh:
+        for row, line in enumerate(fh):
+            passage_id = json.loads(line)["passage_id"]
+            if passage_id in wanted:
+                rows[passage_id] = row
+    return rows
+
+
+def _passages_at(path: Path, rows: set[int]) -> dict[int, Passage]:
+    found: dict[int, Passage] = {}
+    with open(path, encoding="utf-8") as fh:
+        for row, line in enumerate(fh):
+            if row in rows:
+                data = json.loads(line)
+                found[row] = Passage(**data)
+    return found
+
+
+def _load_grades(path: Path) -> tuple[dict[str, dict[str, int | None]], Counter[str]]:
+    """query_id -> passage_id -> grade (the last judgment of a pair wins); grade histogram."""
+    if not path.is_file():
+        raise InputFormatError(path, None, "missing: run `synthrank judge` first")
+    grades: dict[str, dict[str, int | None]] = {}
+    for j in read_jsonl(path, Judgment):
+        grades.setdefault(j.query_id, {})[j.passage_id] = j.grade
+    histogram: Counter[str] = Counter()
+    for per_query in grades.values():
+        histogram.update("unparsable" if g is None else str(g) for g in per_query.values())
+    return grades, histogram
+
+
+def _load_arrays(layout: RunLayout) -> dict[str, np.ndarray]:
+    if not layout.passage_arrays.is_file():
+        raise InputFormatError(layout.passage_arrays, None, "missing: run `synthrank ingest` first")
+    with np.load(layout.passage_arrays) as data:
+        return {key: data[key] for key in data.files}
+
+
+def _cosines(layout: RunLayout, query_rows: np.ndarray, passage_rows: np.ndarray) -> np.ndarray | None:
+    """Cosine of each (query, passage) pair from the cached embeddings; None if they are absent."""
+    q_path, p_path = layout.embeddings / "queries.npy", layout.embeddings / "passages.npy"
+    if not (q_path.is_file() and p_path.is_file()):
+        return None
+    queries, passages = np.load(q_path, mmap_mode="r"), np.load(p_path, mmap_mode="r")
+    out = np.full(passage_rows.shape, np.nan, dtype=np.float32)
+    valid = passage_rows >= 0
+    q = np.asarray(queries[query_rows], dtype=np.float32)
+    for i in range(passage_rows.shape[1]):
+        rows = np.where(valid[:, i], passage_rows[:, i], 0)
+        out[:, i] = np.where(valid[:, i], np.einsum("ij,ij->i", q, passages[rows]), np.nan)
+    return out
+
+
+def _summary(values: list[int]) -> dict[str, float]:
+    if not values:
+        return {"min": 0, "mean": 0.0, "max": 0}
+    return {"min": min(values), "mean": round(float(np.mean(values)), 3), "max": max(values)}
+
+
+def _write_dev(
+    folder: Path,
+    queries: list[Query],
+    corpus: dict[int, Passage],
+    qrels: list[tuple[str, str, int]],
+) -> None:
+    """A BEIR folder (corpus.jsonl, queries.jsonl, qrels/dev.tsv), written aside and swapped in."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "qrels").mkdir(parents=True)
+    with open(tmp / "corpus.jsonl", "w", encoding="utf-8") as fh:
+        for row in sorted(corpus):
+            p = corpus[row]
+            fh.write(
+                json.dumps({"_id": p.passage_id, "title": p.title, "text": p.text}, ensure_ascii=False) + "\n"
+            )
+    with open(tmp / "queries.jsonl", "w", encoding="utf-8") as fh:
+        for q in queries:
+            fh.write(json.dumps({"_id": q.query_id, "text": q.text}, ensure_ascii=False) + "\n")
+    with open(tmp / "qrels" / "dev.tsv", "w", encoding="utf-8") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n")
+        fh.writelines(f"{q}\t{p}\t{s}\n" for q, p, s in qrels)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+def _write_hf(folder: Path, groups: list[TrainGroup], num_negatives: int) -> None:
+    """The groups as a `datasets` folder: query, positive (the best), negative_1..n."""
+    from datasets import Dataset
+
+    columns: dict[str, list[str]] = {
+        "query": [g.query for g in groups],
+        "positive": [g.pos[0] for g in groups],
+    }
+    for i in range(num_negatives):
+        columns[f"negative_{i + 1}"] = [g.neg[i] for g in groups]
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    Dataset.from_dict(columns).save_to_disk(str(tmp))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+def run_mine(layout: RunLayout, cfg: MineConfig) -> dict[str, Any]:
+    """Build training groups and the dev set from judgments and candidates; return the statistics."""
+    cfg.validate()
+    min_negatives = cfg.num_negatives if cfg.min_negatives is None else cfg.min_negatives
+    queries = list(read_jsonl(layout.queries, Query))
+    candidates = load_candidates(layout.candidates)
+    arrays = _load_arrays(layout)
+    grades, grade_histogram = _load_grades(layout.judgments)
+    withheld = arrays["heldout"]
+    n_passages = len(withheld)
+    if candidates.ids.size and int(candidates.ids.max()) >= n_passages:
+        raise InputFormatError(layout.candidates, None, "passage rows beyond the corpus: re-run retrieve")
+
+    judged_ids = {pid for per_query in grades.values() for pid in per_query}
+    row_of = _passage_rows(layout.passages, judged_ids | {q.passage_id for q in queries})
+    candidate_row = {str(qid): i for i, qid in enumerate(candidates.query_ids.tolist())}
+    query_row = {q.query_id: i for i, q in enumerate(queries)}
+
+    drops: Counter[str] = Counter()
+    kept: list[tuple[Query, list[int]]] = []  # query and its positive rows, best first
+    for q in queries:
+        if q.query_id not in candidate_row:
+            drops["not_in_candidates"] += 1
+            continue
+        judged = grades.get(q.query_id)
+        if not judged:
+            drops["not_judged"] += 1
+            continue
+        positives = [
+            (grade, row_of[pid])
+            for pid, grade in judged.items()
+            if grade is not None
+            and grade >= cfg.positive_min_grade
+            and pid in row_of
+            and not withheld[row_of[pid]]
+        ]
+        if not positives:
+            source_grade = judged.get(q.passage_id)
+            drops["source_judged_irrelevant" if source_grade is not None else "no_positive"] += 1
+            continue
+        positives.sort(key=lambda gr: -gr[0])  # stable: judge order breaks ties
+        kept.append((q, [row for _, row in positives]))
+
+    n = len(kept)
+    width = max((len(rows) for _, rows in kept), default=1)
+    pos_ids = np.full((n, width), -1, dtype=np.int64)
+    for i, (_, rows) in enumerate(kept):
+        pos_ids[i, : len(rows)] = rows
+    crow = np.asarray([candidate_row[q.query_id] for q, _ in kept], dtype=np.int64)
+    cand_ids = candidates.ids[crow] if n else np.empty((0, candidates.ids.shape[1]), dtype=np.int64)
+    cand_scores = candidates.scores[crow] if n else np.empty(cand_ids.shape, dtype=np.float32)
+    withheld_candidates = int(np.sum(withheld[cand_ids[cand_ids >= 0]]))
+    cand_ids = np.where((cand_ids >= 0) & withheld[np.maximum(cand_ids, 0)], -1, cand_ids)
+    labels = np.full(cand_ids.shape, np.nan, dtype=np.float32)
+    passage_id_of = {row: pid for pid, row in row_of.items()}
+    for i, (q, _) in enumerate(kept):
+        judged = grades[q.query_id]
+        for j, row in enumerate(cand_ids[i].tolist()):
+            grade = judged.get(passage_id_of.get(row, ""), None) if row >= 0 else None
+            if grade is not None:
+                labels[i, j] = grade
+    pos_scores = _cosines(
+        layout, np.asarray([query_row[q.query_id] for q, _ in kept], dtype=np.int64), pos_ids
+    )
+    if pos_scores is not None:
+        pos_scores = np.where(pos_ids >= 0, pos_scores, np.nan).astype(np.float32)
+
+    selection = negatives.select_negatives(
+        cand_ids,
+        cand_scores.astype(np.float32),
+        pos_ids,
+        num_negatives=cfg.num_negatives,
+        pos_scores=pos_scores,
+        labels=labels,
+        doc_hashes=arrays["exact_hash"],
+        cluster_ids=arrays["cluster_id"],
+        range_min=cfg.range_min,
+        range_max=cfg.range_max,
+        absolute_margin=cfg.absolute_margin,
+        relative_margin=cfg.relative_margin,
+        max_score=cfg.max_score,
+        sampling=cfg.sampling,
+        seed=cfg.seed,
+        relevant_min_label=float(cfg.positive_min_grade),
+        negative_max_label=float(cfg.negative_max_grade),
+        allow_unjudged=cfg.allow_unjudged,
+        backend=cfg.backend,
+    )
+
+    train: list[int] = []
+    dev: list[int] = []
+    for i, (q, _) in enumerate(kept):
+        if _in_dev(q.doc_id, cfg):
+            dev.append(i)
+        elif int(np.sum(selection.neg_ids[i] >= 0)) < min_negatives:
+            drops["too_few_negatives"] += 1
+        else:
+            train.append(i)
+
+    needed = {r for i in train for r in pos_ids[i, : cfg.max_positives].tolist() if r >= 0}
+    needed |= {r for i in train for r in selection.neg_ids[i].tolist() if r >= 0}
+    dev_rows = {r for i in dev for r in (*cand_ids[i].tolist(), *pos_ids[i].tolist()) if r >= 0}
+    texts = _passages_at(layout.passages, needed | dev_rows)
+
+    groups: list[TrainGroup] = []
+    for i in train:
+        q = kept[i][0]
+        pos = [r for r in pos_ids[i, : cfg.max_positives].tolist() if r >= 0]
+        chosen = selection.neg_ids[i] >= 0
+        neg = selection.neg_ids[i][chosen].tolist()
+        groups.append(
+            TrainGroup(
+                query=q.text,
+                pos=[texts[r].text for r in pos],
+                neg=[texts[r].text for r in neg],
+                query_id=q.query_id,
+                pos_ids=[texts[r].passage_id for r in pos],
+                neg_ids=[texts[r].passage_id for r in neg],
+                neg_judged=selection.neg_judged[i][chosen].tolist(),
+            )
+        )
+    write_jsonl_atomic(layout.train_groups, groups)
+    full = [g for g in groups if len(g.neg) >= cfg.num_negatives]
+    _write_hf(layout.train_groups_hf, full, cfg.num_negatives)
+
+    qrels = [
+        (kept[i][0].query_id, pid, grade - cfg.positive_min_grade + 1)
+        for i in dev
+        for pid, grade in grades[kept[i][0].query_id].items()
+        if grade is not None and grade >= cfg.positive_min_grade and pid in row_of and row_of[pid] in dev_rows
+    ]
+    _write_dev(layout.dev, [kept[i][0] for i in dev], {r: texts[r] for r in dev_rows}, qrels)
+
+    neg_counts = [len(g.neg) for g in groups]
+    stats: dict[str, Any] = {
+        "queries_in": len(queries),
+        "train_groups": len(groups),
+        "hf_rows": len(full),
+        "dev_queries": len(dev),
+        "dev_passages": len(dev_rows),
+        "dropped": {reason: drops[reason] for reason in DROP_REASONS},
+        "positives_per_query": _summary([len(g.pos) for g in groups]),
+        "negatives_per_query": _summary(neg_counts),
+        "unjudged_negatives": sum(g.neg_judged.count(False) for g in groups),
+        "withheld_candidates_removed": withheld_candidates,
+        "grade_distribution": dict(sorted(grade_histogram.items())),
+        "negative_selection": selection.counts,
+        "config": asdict(cfg),
+    }
+    tmp = layout.mining_stats.with_name(layout.mining_stats.name + ".tmp")
+    tmp.write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, layout.mining_stats)
+    return stats
+
+
+def stats_table(stats: dict[str, Any]) -> Any:
+    """The mining statistics as a rich table for the terminal."""
+    from rich.table import Table
+
+    table = Table(title="mining", show_header=True)
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for key in ("queries_in", "train_groups", "hf_rows", "dev_queries", "unjudged_negatives"):
+        table.add_row(key.replace("_", " "), str(stats[key]))
+    for key in ("positives_per_query", "negatives_per_query"):
+        s = stats[key]
+        table.add_row(f"{key.replace('_', ' ')} (min/mean/max)", f"{s['min']} / {s['mean']} / {s['max']}")
+    grades = ", ".join(f"{g}: {c}" for g, c in stats["grade_distribution"].items())
+    table.add_row("grades", grades or "-")
+    for reason, count in stats["dropped"].items():
+        table.add_row(f"dropped: {reason.replace('_', ' ')}", str(count))
+    for reason, count in stats["negative_selection"].items():
+        table.add_row(f"candidates: {reason.replace('_', ' ')}", str(count))
+    return table

@@ -1,0 +1,188 @@
+"""Training groups, the contract written down once: position 0 is the positive, 1..n the negatives.
+
+Each epoch a query's group is rebuilt from its pools by a seeded rotation, so later epochs see
+different negatives while any (seed, epoch, index) always gives the same group: the data position of
+a run is just (epoch, step), which is what makes checkpoints resumable and ranks agree under DDP.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from synthrank.errors import ConfigError, InvalidArgumentError
+from synthrank.records import Passage, Query, RunLayout, TrainGroup, read_jsonl
+
+RANDOM_POOL_MAX = 200_000  # random negatives come from a seeded sample of at most this many passages
+
+
+@dataclass(frozen=True)
+class GroupOptions:
+    """How groups are drawn from the mined pools (a subset of TrainConfig)."""
+
+    group_size: int = 8
+    random_negative_share: float = 0.0  # share of the n negatives drawn at random from the corpus
+    too_few_negatives: Literal["pad", "drop"] = "pad"  # pad with random negatives, or drop the query
+    negatives: Literal["hard", "random"] = "hard"  # "random": the naive baseline's negatives
+    positives: Literal["judged", "source"] = "judged"  # "source": the query's source passage
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.group_size < 2:
+            raise ConfigError(f"group_size must be >= 2 (1 positive + negatives), got {self.group_size}")
+        if not 0.0 <= self.random_negative_share <= 1.0:
+            raise ConfigError(f"random_negative_share must be in [0, 1], got {self.random_negative_share}")
+
+
+@dataclass
+class GroupStats:
+    groups_in: int = 0
+    groups_used: int = 0
+    dropped_no_positive: int = 0
+    dropped_too_few_negatives: int = 0
+    padded_too_few_negatives: int = 0
+    negatives_per_query_mean: float = 0.0
+    random_pool_size: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class GroupDataset:
+    """The kept groups plus a random in-corpus pool; `group(i, epoch)` gives texts, positive first."""
+
+    groups: list[TrainGroup]
+    random_pool: list[tuple[str, str]]  # (passage_id, text)
+    options: GroupOptions
+    stats: GroupStats = field(default_factory=GroupStats)
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.options.seed, epoch]).permutation(len(self.groups))
+
+    def group(self, index: int, epoch: int) -> tuple[str, list[str]]:
+        """(query, [positive, negative_1, ..., negative_n]) of group `index` in `epoch`."""
+        g, opts = self.groups[index], self.options
+        n = opts.group_size - 1
+        rng = np.random.default_rng([opts.seed, index])  # per-query start offsets, fixed across epochs
+        pos_start, neg_start = int(rng.integers(len(g.pos))), int(rng.integers(max(1, len(g.neg))))
+        positive = g.pos[(pos_start + epoch) % len(g.pos)]
+        n_hard = (
+            0 if opts.negatives == "random" else min(len(g.neg), n - round(opts.random_negative_share * n))
+        )
+        start = neg_start + epoch * n_hard
+        negatives = [g.neg[(start + j) % len(g.neg)] for j in range(n_hard)]
+        if len(negatives) < n:
+            epoch_rng = np.random.default_rng([opts.seed, index, epoch])
+            negatives += self._random_negatives(
+                n - len(negatives), set(g.pos_ids) | set(g.neg_ids), epoch_rng
+            )
+        return g.query, [positive, *negatives]
+
+    def _random_negatives(self, k: int, exclude: set[str], rng: np.random.Generator) -> list[str]:
+        out: list[str] = []
+        if not self.random_pool:
+            raise InvalidArgumentError("no passages to draw random negatives from")
+        for _ in range(20 * k):
+            pid, text = self.random_pool[int(rng.integers(len(self.random_pool)))]
+            if pid not in exclude:
+                out.append(text)
+                exclude = exclude | {pid}
+                if len(out) == k:
+                    return out
+        raise InvalidArgumentError(f"could not draw {k} random negatives outside the query's own pools")
+
+
+def _random_pool(layout: RunLayout, groups: Sequence[TrainGroup], seed: int) -> list[tuple[str, str]]:
+    """A seeded reservoir sample of the run's passages, or the groups' own passages without a corpus."""
+    if layout.passages.is_file():
+        rng = random.Random(seed)
+        pool: list[tuple[str, str]] = []
+        for i, p in enumerate(read_jsonl(layout.passages, Passage)):
+            if i < RANDOM_POOL_MAX:
+                pool.append((p.passage_id, p.text))
+            elif (j := rng.randrange(i + 1)) < RANDOM_POOL_MAX:
+                pool[j] = (p.passage_id, p.text)
+        return pool
+    seen: dict[str, str] = {}
+    for g in groups:
+        seen.update(zip(g.pos_ids, g.pos, strict=True))
+        seen.update(zip(g.neg_ids, g.neg, strict=True))
+    return sorted(seen.items())
+
+
+def _with_source_positives(layout: RunLayout, groups: list[TrainGroup]) -> tuple[list[TrainGroup], int]:
+    """The naive baseline's groups: each query's source passage as its only positive, no judged labels."""
+    for path in (layout.queries, layout.passages):
+        if not path.is_file():
+            raise InvalidArgumentError(
+                f"{path}: not found; positives='source' needs the queries and passages"
+            )
+    source = {q.query_id: q.passage_id for q in read_jsonl(layout.queries, Query)}
+    wanted = {source[g.query_id] for g in groups if g.query_id in source}
+    texts = {p.passage_id: p.text for p in read_jsonl(layout.passages, Passage) if p.passage_id in wanted}
+    out = [
+        TrainGroup(g.query, [texts[source[g.query_id]]], [], g.query_id, [source[g.query_id]], [])
+        for g in groups
+        if source.get(g.query_id) in texts
+    ]
+    return out, len(groups) - len(out)
+
+
+def load_groups(layout: RunLayout, options: GroupOptions) -> GroupDataset:
+    """Read `train_groups.jsonl`, apply the positives/negatives policy and count what was dropped."""
+    if not layout.train_groups.is_file():
+        raise InvalidArgumentError(f"{layout.train_groups}: not found; run `synthrank mine` first")
+    groups = list(read_jsonl(layout.train_groups, TrainGroup))
+    stats = GroupStats(groups_in=len(groups))
+    kept = [g for g in groups if g.pos]
+    stats.dropped_no_positive = len(groups) - len(kept)
+    if options.positives == "source":
+        kept, missing = _with_source_positives(layout, kept)
+        stats.dropped_no_positive += missing
+    n = options.group_size - 1
+    if options.negatives == "hard":
+        short = [g for g in kept if len(g.neg) < n]
+        if options.too_few_negatives == "drop":
+            kept = [g for g in kept if len(g.neg) >= n]
+            stats.dropped_too_few_negatives = len(short)
+        else:
+            stats.padded_too_few_negatives = len(short)
+    stats.groups_used = len(kept)
+    stats.negatives_per_query_mean = float(np.mean([len(g.neg) for g in kept])) if kept else 0.0
+    if not kept:
+        raise InvalidArgumentError(f"{layout.train_groups}: no usable group ({json.dumps(stats.as_dict())})")
+    pool = _random_pool(layout, kept, options.seed)
+    stats.random_pool_size = len(pool)
+    return GroupDataset(kept, pool, options, stats)
+
+
+def cap_queries(tokenizer: Any, queries: Sequence[str], max_query_tokens: int) -> list[str]:
+    """Queries longer than `max_query_tokens` cut to that many tokens; the rest stay as written."""
+    ids = tokenizer(list(queries), add_special_tokens=False)["input_ids"]
+    return [
+        tokenizer.decode(tok[:max_query_tokens]) if len(tok) > max_query_tokens else q
+        for q, tok in zip(queries, ids, strict=True)
+    ]
+
+
+def encode_pairs(
+    tokenizer: Any, queries: Sequence[str], passages: Sequence[str], max_length: int, max_query_tokens: int
+) -> dict[str, Any]:
+    """Tokenize (query, passage) pairs: the query is capped first, then only the passage is cut."""
+    return tokenizer(
+        cap_queries(tokenizer, queries, max_query_tokens),
+        list(passages),
+        truncation="only_second",
+        max_length=max_length,
+        padding=True,
+        return_tensors="pt",
+    )

@@ -1,0 +1,363 @@
+//! Exact and near-duplicate detection: MinHash signatures, LSH banding and union-find.
+//!
+//! - Shingles of the normalised text (see [`crate::text`]) are hashed with FNV-1a 64.
+//! - Permutation `i` maps a hash `h` to `(a_i * h + b_i) mod (2^61 - 1)`; `a_i` in `[1, p)` and
+//!   `b_i` in `[0, p)` are drawn in that order from `SplitMix64(seed)` by modulo.
+//! - A text with no shingle has the all-max signature and takes part in no band.
+//! - Band keys are FNV-1a 64 over the little-endian bytes of the band's values; buckets are found by
+//!   sorting `(key, index)`, and each member is paired with its bucket's smallest index only
+//!   (linear and deterministic). With `verify` a pair is joined only when the Jaccard similarity of
+//!   the two shingle-hash sets reaches the threshold.
+//! - Exact duplicates (equal hash of the normalised text) always share a cluster; a cluster is
+//!   named by its smallest index.
+
+use rayon::prelude::*;
+
+use crate::error::{invalid, Result};
+use crate::hash::{fnv1a64, Fnv1a64};
+use crate::rng::SplitMix64;
+use crate::text::{normalize_one, shingle_hash_set, ShingleKind};
+
+pub const MERSENNE_61: u64 = (1 << 61) - 1;
+pub const EMPTY_SLOT: u64 = u64::MAX;
+const INTEGRATION_STEPS: usize = 100;
+
+/// The settings shared by signatures and near-duplicate search.
+#[derive(Clone, Copy, Debug)]
+pub struct MinHashConfig {
+    pub num_perm: usize,
+    pub shingle_size: usize,
+    pub shingle: ShingleKind,
+    pub seed: u64,
+}
+
+impl MinHashConfig {
+    fn check(&self) -> Result<()> {
+        if self.num_perm == 0 {
+            return Err(invalid("num_perm", "must be >= 1, got 0"));
+        }
+        if self.shingle_size == 0 {
+            return Err(invalid("shingle_size", "must be >= 1, got 0"));
+        }
+        Ok(())
+    }
+}
+
+fn check_threshold(threshold: f64) -> Result<()> {
+    if threshold > 0.0 && threshold <= 1.0 {
+        Ok(())
+    } else {
+        Err(invalid(
+            "threshold",
+            format!("must be in (0, 1], got {threshold}"),
+        ))
+    }
+}
+
+/// FNV-1a 64 of each normalised text.
+pub fn exact_hashes(texts: &[&str]) -> Vec<u64> {
+    texts
+        .par_iter()
+        .map(|text| fnv1a64(normalize_one(text).as_bytes()))
+        .collect()
+}
+
+pub fn permutations(num_perm: usize, seed: u64) -> Vec<(u64, u64)> {
+    let mut rng = SplitMix64::new(seed);
+    (0..num_perm)
+        .map(|_| {
+            let a = 1 + rng.next_u64() % (MERSENNE_61 - 1);
+            let b = rng.next_u64() % MERSENNE_61;
+            (a, b)
+        })
+        .collect()
+}
+
+/// `x mod (2^61 - 1)` for `x < 2^126`, by folding the high bits (no division).
+fn mod_mersenne(x: u128) -> u64 {
+    let p = u128::from(MERSENNE_61);
+    let folded = (x & p) + (x >> 61);
+    let folded = ((folded & p) + (folded >> 61)) as u64;
+    if folded >= MERSENNE_61 {
+        folded - MERSENNE_61
+    } else {
+        folded
+    }
+}
+
+/// The MinHash signature of a set of shingle hashes, written into `out` (one slot per permutation).
+fn signature_into(hashes: &[u64], perms: &[(u64, u64)], out: &mut [u64]) {
+    if hashes.is_empty() {
+        out.fill(EMPTY_SLOT);
+        return;
+    }
+    for (slot, &(a, b)) in out.iter_mut().zip(perms) {
+        let (a, b) = (u128::from(a), u128::from(b));
+        *slot = hashes
+            .iter()
+            .map(|&h| mod_mersenne(a * u128::from(h) + b))
+            .min()
+            .unwrap_or(EMPTY_SLOT);
+    }
+}
+
+/// Row-major `len(texts) x num_perm` signatures.
+pub fn minhash_signatures(texts: &[&str], config: &MinHashConfig) -> Result<Vec<u64>> {
+    config.check()?;
+    let perms = permutations(config.num_perm, config.seed);
+    let mut signatures = vec![0u64; texts.len() * config.num_perm];
+    signatures
+        .par_chunks_mut(config.num_perm)
+        .zip(texts.par_iter())
+        .for_each(|(out, text)| {
+            let hashes = shingle_hash_set(text, config.shingle_size, config.shingle);
+            signature_into(&hashes, &perms, out);
+        });
+    Ok(signatures)
+}
+
+/// Midpoint rule; the Python twin sums the same terms in the same order.
+fn integrate(function: impl Fn(f64) -> f64, low: f64, high: f64) -> f64 {
+    let width = (high - low) / INTEGRATION_STEPS as f64;
+    let mut total = 0.0;
+    for step in 0..INTEGRATION_STEPS {
+        total += function(low + (step as f64 + 0.5) * width);
+    }
+    total * width
+}
+
+/// `(bands, rows)` with `bands * rows <= num_perm` minimising the equally weighted areas of
+/// false positives and false negatives (datasketch's `_optimal_param`, with a fixed quadrature).
+pub fn lsh_params(threshold: f64, num_perm: usize) -> Result<(usize, usize)> {
+    check_threshold(threshold)?;
+    if num_perm == 0 {
+        return Err(invalid("num_perm", "must be >= 1, got 0"));
+    }
+    let mut best_error = f64::INFINITY;
+    let mut best = (0, 0);
+    for bands in 1..=num_perm {
+        for rows in 1..=num_perm / bands {
+            let (b, r) = (bands as f64, rows as f64);
+            let false_positive = integrate(|s| 1.0 - (1.0 - s.powf(r)).powf(b), 0.0, threshold);
+            let false_negative =
+                integrate(|s| 1.0 - (1.0 - (1.0 - s.powf(r)).powf(b)), threshold, 1.0);
+            let error = false_positive * 0.5 + false_negative * 0.5;
+            if error < best_error {
+                best_error = error;
+                best = (bands, rows);
+            }
+        }
+    }
+    Ok(best)
+}
+
+fn band_key(values: &[u64]) -> u64 {
+    let mut hasher = Fnv1a64::default();
+    for value in values {
+        hasher.write(&value.to_le_bytes());
+    }
+    hasher.finish()
+}
+
+/// Jaccard similarity of two sorted, distinct hash lists.
+fn jaccard(left: &[u64], right: &[u64]) -> f64 {
+    let (mut i, mut j, mut shared) = (0, 0, 0usize);
+    while i < left.len() && j < right.len() {
+        match left[i].cmp(&right[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                shared += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    shared as f64 / (left.len() + right.len() - shared) as f64
+}
+
+/// Disjoint sets whose root is always the smallest member.
+pub struct UnionFind {
+    parent: Vec<usize>,
+}
+
+impl UnionFind {
+    pub fn new(n: usize) -> Self {
+        Self {
+            parent: (0..n).collect(),
+        }
+    }
+
+    pub fn find(&mut self, item: usize) -> usize {
+        let mut root = item;
+        while self.parent[root] != root {
+            root = self.parent[root];
+        }
+        let mut node = item;
+        while self.parent[node] != root {
+            let next = self.parent[node];
+            self.parent[node] = root;
+            node = next;
+        }
+        root
+    }
+
+    pub fn union(&mut self, left: usize, right: usize) {
+        let (left, right) = (self.find(left), self.find(right));
+        if left != right {
+            self.parent[left.max(right)] = left.min(right);
+        }
+    }
+}
+
+/// `(first, other)` pairs of every bucket with two or more members, sorted and distinct.
+fn bucket_pairs(keys: &[u64], has_shingles: &[bool], bands: usize) -> Vec<(usize, usize)> {
+    let mut pairs: Vec<(usize, usize)> = (0..bands)
+        .into_par_iter()
+        .flat_map_iter(|band| {
+            let mut entries: Vec<(u64, usize)> = (0..has_shingles.len())
+                .filter(|&i| has_shingles[i])
+                .map(|i| (keys[i * bands + band], i))
+                .collect();
+            entries.sort_unstable();
+            let mut band_pairs = Vec::new();
+            for bucket in entries.chunk_by(|x, y| x.0 == y.0) {
+                let first = bucket[0].1;
+                band_pairs.extend(bucket[1..].iter().map(|&(_, other)| (first, other)));
+            }
+            band_pairs
+        })
+        .collect();
+    pairs.par_sort_unstable();
+    pairs.dedup();
+    pairs
+}
+
+/// The pairs whose shingle sets reach `threshold` (each pair's left set is computed once).
+fn verified_pairs(
+    texts: &[&str],
+    pairs: &[(usize, usize)],
+    config: &MinHashConfig,
+    threshold: f64,
+) -> Vec<(usize, usize)> {
+    let set_of = |i: usize| shingle_hash_set(texts[i], config.shingle_size, config.shingle);
+    pairs
+        .chunk_by(|x, y| x.0 == y.0)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .flat_map_iter(|group| {
+            let left = set_of(group[0].0);
+            group
+                .iter()
+                .filter(|&&(_, other)| jaccard(&left, &set_of(other)) >= threshold)
+                .copied()
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Cluster id per text: the smallest index of the texts it is a (near-)duplicate of.
+pub fn near_duplicates(
+    texts: &[&str],
+    threshold: f64,
+    config: &MinHashConfig,
+    verify: bool,
+) -> Result<Vec<i64>> {
+    config.check()?;
+    let (bands, rows) = lsh_params(threshold, config.num_perm)?;
+    let n = texts.len();
+    let mut clusters = UnionFind::new(n);
+
+    let mut by_hash: Vec<(u64, usize)> = exact_hashes(texts).into_iter().zip(0..n).collect();
+    by_hash.par_sort_unstable();
+    for run in by_hash.chunk_by(|x, y| x.0 == y.0) {
+        for &(_, other) in &run[1..] {
+            clusters.union(run[0].1, other);
+        }
+    }
+
+    let perms = &permutations(config.num_perm, config.seed)[..bands * rows];
+    let mut keys = vec![0u64; n * bands];
+    let mut has_shingles = vec![false; n];
+    keys.par_chunks_mut(bands)
+        .zip(has_shingles.par_iter_mut())
+        .zip(texts.par_iter())
+        .for_each(|((text_keys, has), text)| {
+            let hashes = shingle_hash_set(text, config.shingle_size, config.shingle);
+            *has = !hashes.is_empty();
+            let mut signature = vec![0u64; perms.len()];
+            signature_into(&hashes, perms, &mut signature);
+            for (key, band) in text_keys.iter_mut().zip(signature.chunks(rows)) {
+                *key = band_key(band);
+            }
+        });
+
+    let pairs = bucket_pairs(&keys, &has_shingles, bands);
+    let joined = if verify {
+        verified_pairs(texts, &pairs, config, threshold)
+    } else {
+        pairs
+    };
+    for (left, right) in joined {
+        clusters.union(left, right);
+    }
+    Ok((0..n).map(|i| clusters.find(i) as i64).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> MinHashConfig {
+        MinHashConfig {
+            num_perm: 128,
+            shingle_size: 5,
+            shingle: ShingleKind::Char,
+            seed: 0,
+        }
+    }
+
+    #[test]
+    fn mersenne_fold_equals_modulo() {
+        let p = u128::from(MERSENNE_61);
+        for x in [
+            0u128,
+            1,
+            p - 1,
+            p,
+            p + 1,
+            u128::from(u64::MAX) * (p - 1) + (p - 1),
+        ] {
+            assert_eq!(u128::from(mod_mersenne(x)), x % p);
+        }
+    }
+
+    #[test]
+    fn lsh_params_fit_num_perm() {
+        let (bands, rows) = lsh_params(0.8, 128).unwrap();
+        assert!(bands * rows <= 128 && bands > 1 && rows > 1);
+        assert!(lsh_params(0.0, 128).is_err());
+        assert!(lsh_params(1.5, 128).is_err());
+    }
+
+    #[test]
+    fn finds_near_and_exact_duplicates() {
+        let texts = [
+            "the quick brown fox jumps over the lazy dog",
+            "something else entirely here",
+            "The quick brown fox jumps over the lazy dog!",
+            "the quick brown fox jumped over the lazy dog",
+            "",
+            "",
+        ];
+        let clusters = near_duplicates(&texts, 0.5, &config(), true).unwrap();
+        assert_eq!(clusters, vec![0, 1, 0, 0, 4, 4]);
+    }
+
+    #[test]
+    fn empty_text_signature_is_all_max() {
+        let signatures = minhash_signatures(&["", "abc"], &config()).unwrap();
+        assert!(signatures[..128].iter().all(|&v| v == EMPTY_SLOT));
+        assert!(signatures[128..].iter().all(|&v| v < MERSENNE_61));
+    }
+}

@@ -1,0 +1,214 @@
+//! Text normalisation, word tokens and shingles.
+//!
+//! Normalisation is NFKC then full case folding, like Python's
+//! `unicodedata.normalize("NFKC", s).casefold()`. A word token is a maximal run of characters of
+//! general category L*, M*, N* or Pc in the normalised text. Character shingles run over the tokens
+//! joined by single spaces, word shingles over consecutive tokens; a text shorter than one shingle
+//! is one shingle. The Unicode tables here are newer than Python's; both agree on every code point
+//! Python's database assigns.
+
+use rayon::prelude::*;
+use unicode_general_category::{get_general_category, GeneralCategory as Gc};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::error::{invalid, Result};
+use crate::hash::{fnv1a64, Fnv1a64};
+
+/// Which shingles a text is cut into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShingleKind {
+    Char,
+    Word,
+}
+
+pub fn normalize_one(text: &str) -> String {
+    let composed: String = text.nfkc().collect();
+    caseless::default_case_fold_str(&composed)
+}
+
+pub fn is_word_char(c: char) -> bool {
+    matches!(
+        get_general_category(c),
+        Gc::UppercaseLetter
+            | Gc::LowercaseLetter
+            | Gc::TitlecaseLetter
+            | Gc::ModifierLetter
+            | Gc::OtherLetter
+            | Gc::NonspacingMark
+            | Gc::SpacingMark
+            | Gc::EnclosingMark
+            | Gc::DecimalNumber
+            | Gc::LetterNumber
+            | Gc::OtherNumber
+            | Gc::ConnectorPunctuation
+    )
+}
+
+/// The word tokens of an already normalised text, as slices of it.
+pub fn tokens_of_normalized(normalized: &str) -> Vec<&str> {
+    let mut tokens = Vec::new();
+    let mut start: Option<usize> = None;
+    for (offset, c) in normalized.char_indices() {
+        match (is_word_char(c), start) {
+            (true, None) => start = Some(offset),
+            (false, Some(begin)) => {
+                tokens.push(&normalized[begin..offset]);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(begin) = start {
+        tokens.push(&normalized[begin..]);
+    }
+    tokens
+}
+
+/// Calls `emit` with the bytes of each shingle, as pieces (a word shingle is its tokens and the
+/// separating spaces), in order, so callers can hash without building the strings.
+fn for_each_shingle(normalized: &str, n: usize, kind: ShingleKind, mut emit: impl FnMut(&[&str])) {
+    let tokens = tokens_of_normalized(normalized);
+    if tokens.is_empty() {
+        return;
+    }
+    match kind {
+        ShingleKind::Char => {
+            let joined = tokens.join(" ");
+            let mut bounds: Vec<usize> = joined.char_indices().map(|(offset, _)| offset).collect();
+            bounds.push(joined.len());
+            let n_chars = bounds.len() - 1;
+            if n_chars <= n {
+                emit(&[&joined]);
+                return;
+            }
+            for first in 0..=n_chars - n {
+                emit(&[&joined[bounds[first]..bounds[first + n]]]);
+            }
+        }
+        ShingleKind::Word => {
+            let width = n.min(tokens.len());
+            let mut pieces: Vec<&str> = Vec::with_capacity(2 * width);
+            for window in tokens.windows(width) {
+                pieces.clear();
+                for (position, token) in window.iter().enumerate() {
+                    if position > 0 {
+                        pieces.push(" ");
+                    }
+                    pieces.push(token);
+                }
+                emit(&pieces);
+            }
+        }
+    }
+}
+
+/// The shingles of `text` (normalised here) as strings; `n >= 1`.
+fn shingles(text: &str, n: usize, kind: ShingleKind) -> Vec<String> {
+    let mut result = Vec::new();
+    for_each_shingle(&normalize_one(text), n, kind, |pieces| {
+        result.push(pieces.concat())
+    });
+    result
+}
+
+/// The sorted, distinct FNV-1a 64 hashes of the shingles of `text` (normalised here); `n >= 1`.
+pub(crate) fn shingle_hash_set(text: &str, n: usize, kind: ShingleKind) -> Vec<u64> {
+    let mut hashes = Vec::new();
+    for_each_shingle(&normalize_one(text), n, kind, |pieces| {
+        let mut hasher = Fnv1a64::default();
+        for piece in pieces {
+            hasher.write(piece.as_bytes());
+        }
+        hashes.push(hasher.finish());
+    });
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes
+}
+
+pub fn normalize(texts: &[&str]) -> Vec<String> {
+    texts.par_iter().map(|text| normalize_one(text)).collect()
+}
+
+pub fn word_tokens(texts: &[&str]) -> Vec<Vec<String>> {
+    texts
+        .par_iter()
+        .map(|text| {
+            let normalized = normalize_one(text);
+            tokens_of_normalized(&normalized)
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect()
+}
+
+fn check_shingle_size(n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(invalid("n", "must be >= 1, got 0"));
+    }
+    Ok(())
+}
+
+pub fn char_shingles(text: &str, n: usize) -> Result<Vec<String>> {
+    check_shingle_size(n)?;
+    Ok(shingles(text, n, ShingleKind::Char))
+}
+
+pub fn word_shingles(text: &str, n: usize) -> Result<Vec<String>> {
+    check_shingle_size(n)?;
+    Ok(shingles(text, n, ShingleKind::Word))
+}
+
+/// FNV-1a 64 of the UTF-8 bytes of each text, as given.
+pub fn fnv1a64_texts(texts: &[&str]) -> Vec<u64> {
+    texts
+        .par_iter()
+        .map(|text| fnv1a64(text.as_bytes()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_like_python() {
+        assert_eq!(normalize_one("Straße ﬁ ΣΑΣ"), "strasse fi σασ");
+        assert_eq!(normalize_one("Ｆｕｌｌ"), "full");
+    }
+
+    #[test]
+    fn tokens_keep_marks_numbers_and_underscore() {
+        let normalized = normalize_one("Hello, wörld_x 42! café");
+        assert_eq!(
+            tokens_of_normalized(&normalized),
+            vec!["hello", "wörld_x", "42", "café"]
+        );
+    }
+
+    #[test]
+    fn shingles_of_short_and_long_texts() {
+        assert_eq!(
+            char_shingles("ab, cd", 3).unwrap(),
+            vec!["ab ", "b c", " cd"]
+        );
+        assert_eq!(char_shingles("ab", 5).unwrap(), vec!["ab"]);
+        assert!(char_shingles("?!", 5).unwrap().is_empty());
+        assert_eq!(word_shingles("a b c", 2).unwrap(), vec!["a b", "b c"]);
+        assert_eq!(word_shingles("a b", 3).unwrap(), vec!["a b"]);
+        assert!(word_shingles("a b", 0).is_err());
+    }
+
+    #[test]
+    fn hash_set_matches_hashed_strings() {
+        let mut expected: Vec<u64> = word_shingles("a b a b", 2)
+            .unwrap()
+            .iter()
+            .map(|s| fnv1a64(s.as_bytes()))
+            .collect();
+        expected.sort_unstable();
+        expected.dedup();
+        assert_eq!(shingle_hash_set("a b a b", 2, ShingleKind::Word), expected);
+    }
+}

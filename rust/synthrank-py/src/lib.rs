@@ -1,0 +1,24 @@
+//! `synthrank._native`: Python bindings of synthrank-core. Each stage lives in its own file; this
+//! file only declares the module. Import it through `synthrank._backend`, never directly.
+
+mod chunk;
+mod dedup;
+mod errors;
+mod negatives;
+mod pool;
+mod sample;
+mod text;
+
+#[pyo3::pymodule]
+mod _native {
+    #[pymodule_export]
+    use crate::chunk::{chunk_tokens, chunk_words};
+    #[pymodule_export]
+    use crate::dedup::{exact_hashes, lsh_params, minhash_signatures, near_duplicates};
+    #[pymodule_export]
+    use crate::negatives::select_negatives;
+    #[pymodule_export]
+    use crate::sample::{length_mask, sample_stratified, sample_uniform, Reservoir};
+    #[pymodule_export]
+    use crate::text::{char_shingles, fnv1a64, normalize, word_shingles, word_tokens};
+}

@@ -1,0 +1,215 @@
+"""The LLM client against a real HTTP server on 127.0.0.1 (tests/llm_fake_server.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from llm_support import FakeServer, fake_server_fixture, fake_server_process_fixture  # noqa: F401
+from synthrank.errors import BudgetExceededError, LLMError
+from synthrank.llm.cache import ResponseCache
+from synthrank.llm.client import LLMClient, Reply, ReplyFormatError, parse_retry_after
+from synthrank.llm.config import LLMConfig, normalize_base_url
+
+FAST = {"backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5.0}
+
+
+def config(server: FakeServer, **overrides: object) -> LLMConfig:
+    return LLMConfig(base_urls=[server.url], model="fake", **{**FAST, **overrides})  # type: ignore[arg-type]
+
+
+def ask(i: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"<document>\nquestion number {i} about glucose levels\n</document>"}]
+
+
+async def ask_many(
+    cfg: LLMConfig, n: int, cache: ResponseCache | None = None, **params: object
+) -> list[Reply]:
+    async with LLMClient(cfg, cache=cache) as client:
+        return await asyncio.gather(*(client.chat(ask(i), template_version="t1", **params) for i in range(n)))
+
+
+def test_concurrency_never_exceeds_the_limit(fake_server: FakeServer) -> None:
+    fake_server.control(delay=0.05)
+    replies = asyncio.run(ask_many(config(fake_server, concurrency=3), 12))
+    stats = fake_server.stats()
+    assert len(replies) == 12 and stats["hits"] == 12
+    assert stats["max_in_flight"] == 3
+
+
+def test_retry_after_is_honoured(fake_server: FakeServer) -> None:
+    fake_server.control(faults=["429:1"])
+    (reply,) = asyncio.run(ask_many(config(fake_server), 1))
+    arrivals = fake_server.stats()["arrivals"]
+    assert reply.content and len(arrivals) == 2
+    assert arrivals[1] - arrivals[0] >= 0.95  # backoff alone would have waited <= 0.05 s
+
+
+def test_server_errors_drops_malformed_and_slow_replies_are_retried(fake_server: FakeServer) -> None:
+    fake_server.control(faults=["500", "drop", "malformed", "slow:2"])
+    (reply,) = asyncio.run(ask_many(config(fake_server, timeout=0.5), 1))
+    stats = fake_server.stats()
+    assert stats["requests"] == 5 and stats["hits"] == 1
+    assert "?" in reply.content and reply.usage is not None
+
+
+def test_retries_exhausted_raise_llm_error(fake_server: FakeServer) -> None:
+    fake_server.control(fail_all="500")
+    with pytest.raises(LLMError, match="HTTP 500"):
+        asyncio.run(ask_many(config(fake_server, retries=2), 1))
+    assert fake_server.stats()["requests"] == 3
+
+
+def test_cache_answers_repeats_and_refresh_ignores_it(fake_server: FakeServer, tmp_path: Path) -> None:
+    with ResponseCache(tmp_path / "cache.sqlite") as cache:
+        first = asyncio.run(ask_many(config(fake_server), 4, cache))
+        again = asyncio.run(ask_many(config(fake_server), 4, cache))
+        assert fake_server.stats()["hits"] == 4
+        assert [r.content for r in again] == [r.content for r in first]
+        assert all(r.cached for r in again) and not any(r.cached for r in first)
+        asyncio.run(ask_many(config(fake_server, refresh=True), 4, cache))
+        assert fake_server.stats()["hits"] == 8
+        # a different sampling parameter is a different request
+        asyncio.run(ask_many(config(fake_server), 1, cache, temperature=0.3))
+        assert fake_server.stats()["hits"] == 9
+    with ResponseCache(tmp_path / "cache.sqlite") as reopened:  # committed, readable by a new process
+        assert len(reopened) == 5
+
+
+def test_identical_requests_in_flight_share_one_call(fake_server: FakeServer) -> None:
+    fake_server.control(delay=0.1)
+
+    async def twice() -> list[Reply]:
+        async with LLMClient(config(fake_server)) as client:
+            return await asyncio.gather(*(client.chat(ask(0), template_version="t1") for _ in range(5)))
+
+    replies = asyncio.run(twice())
+    assert len({r.content for r in replies}) == 1
+    assert fake_server.stats()["hits"] == 1
+
+
+def test_malformed_content_is_asked_again_then_returned(fake_server: FakeServer) -> None:
+    def needs_digit(reply: Reply) -> None:
+        if not reply.content[:1].isdigit():
+            raise ReplyFormatError("no digit")
+
+    judge = [
+        {"role": "system", "content": "You are a strict relevance judge."},
+        {
+            "role": "user",
+            "content": "<query>\nglucose levels\n</query>\n<passage>\nglucose levels\n</passage>",
+        },
+    ]
+
+    async def one() -> Reply:
+        async with LLMClient(config(fake_server)) as client:
+            return await client.chat(judge, template_version="t1", validate=needs_digit)
+
+    fake_server.control(faults=["nograde"])
+    assert asyncio.run(one()).content == "2"
+    fake_server.reset()
+    fake_server.control(faults=["nograde", "nograde", "nograde"])
+    assert not asyncio.run(one()).content[:1].isdigit()  # kept for the caller to count, not fatal
+    assert fake_server.stats()["hits"] == 2
+
+
+def test_max_cost_stops_new_calls_and_in_flight_ones_finish(fake_server: FakeServer, tmp_path: Path) -> None:
+    fake_server.control(delay=0.02, usage={"prompt_tokens": 1000, "completion_tokens": 0})
+    cfg = config(fake_server, concurrency=2, price_prompt=1.0, max_cost=0.0045)  # 0.001 per call
+
+    async def run(cache: ResponseCache) -> tuple[int, bool]:
+        done, stopped = 0, False
+        async with LLMClient(cfg, cache=cache) as client:
+            for outcome in await asyncio.gather(
+                *(client.chat(ask(i), template_version="t1") for i in range(20)), return_exceptions=True
+            ):
+                if isinstance(outcome, BudgetExceededError):
+                    stopped = True
+                else:
+                    assert isinstance(outcome, Reply)
+                    done += 1
+        return done, stopped
+
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        done, stopped = asyncio.run(run(cache))
+        hits = fake_server.stats()["hits"]
+        assert stopped and 5 <= hits <= 6 and done == hits == len(cache)
+
+
+def test_api_key_is_sent_but_never_shown(fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
+    secret = "sk-test-VERY-SECRET-1234"
+    fake_server.control(expect_key=secret)
+    cfg = config(fake_server, api_key=secret)
+    assert secret not in repr(cfg) and secret not in str(cfg.public_dict())
+    caplog.set_level("DEBUG")
+    (reply,) = asyncio.run(ask_many(cfg, 1))
+    assert reply.content
+    fake_server.control(faults=["401"])  # the server echoes the Authorization header in its error
+    with pytest.raises(LLMError) as info:
+        asyncio.run(ask_many(cfg, 1))
+    assert "HTTP 401" in str(info.value) and secret not in str(info.value)
+    assert secret not in caplog.text
+
+
+def test_key_and_urls_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://a:1/v1, http://b:2")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
+    monkeypatch.setenv("SYNTHRANK_LLM_API_KEY", "sk-synthrank")
+    cfg = LLMConfig().resolved()
+    assert cfg.base_urls == ["http://a:1/v1", "http://b:2/v1"]
+    assert cfg.api_key == "sk-synthrank"
+    assert normalize_base_url("https://api.openai.com/v1/") == "https://api.openai.com/v1"
+
+
+def test_retry_after_parses_seconds_and_dates() -> None:
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert parse_retry_after("soon") is None
+
+
+def test_failing_endpoint_is_rested_and_load_goes_elsewhere(fake_server: FakeServer) -> None:
+    broken = FakeServer()
+    try:
+        broken.control(fail_all="500")
+        fake_server.control(delay=0.01)
+        cfg = LLMConfig(
+            base_urls=[broken.url, fake_server.url],
+            model="fake",
+            concurrency=4,
+            rest_after=2,
+            rest_seconds=60,
+            **FAST,
+        )
+        replies = asyncio.run(ask_many(cfg, 20))
+        assert len(replies) == 20
+        assert fake_server.stats()["hits"] == 20
+        assert broken.stats()["requests"] <= 4  # only the first wave: rested after two failures in a row
+    finally:
+        broken.close()
+
+
+def test_least_outstanding_spreads_requests(fake_server: FakeServer) -> None:
+    other = FakeServer()
+    try:
+        for server in (fake_server, other):
+            server.control(delay=0.05)
+        cfg = LLMConfig(base_urls=[fake_server.url, other.url], model="fake", concurrency=4, **FAST)
+        asyncio.run(ask_many(cfg, 16))
+        assert fake_server.stats()["hits"] == other.stats()["hits"] == 8
+    finally:
+        other.close()
+
+
+def test_missing_usage_is_estimated_with_a_tokenizer(fake_server: FakeServer) -> None:
+    fake_server.control(omit_usage=True)
+
+    async def one() -> dict[str, object]:
+        async with LLMClient(config(fake_server)) as client:
+            await client.chat(ask(0), template_version="t1")
+            return client.ledger.summary()
+
+    summary = asyncio.run(one())
+    assert summary["estimated_calls"] == 1
+    assert summary["prompt_tokens"] > 5 and summary["completion_tokens"] > 3  # type: ignore[operator]
