@@ -86,7 +86,7 @@ def test_parity_chunk_words(docs: list[str], max_tokens: int, data: st.DataObjec
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.one_of(WORDY_TEXT, ASSIGNED_TEXT), max_size=5), st.integers(1, 8), st.data())
 def test_parity_chunk_tokens(
-    docs: list[str], max_tokens: int, data: st.DataObject, minilm_tokenizer: Path
+    minilm_tokenizer: Path, docs: list[str], max_tokens: int, data: st.DataObject
 ) -> None:
     overlap = data.draw(st.integers(0, max_tokens - 1))
     options = {"tokenizer": minilm_tokenizer, "max_tokens": max_tokens, "overlap": overlap}

@@ -56,21 +56,29 @@ def test_exact_duplicates_and_empty_texts(backend: str) -> None:
 
 
 def test_verification_respects_the_threshold(liveqa_answers: list[str]) -> None:
-    texts = liveqa_answers[:400]
+    texts = liveqa_answers[:300]
     threshold = 0.6
     clusters = dedup.near_duplicates(texts, threshold=threshold)
-    sets = [shingle_hashes(t, 5, "char") for t in texts]
-    exact = dedup.exact_hashes(texts)
-    joined = 0
-    for member, root in enumerate(clusters.tolist()):
-        if root != member:
-            joined += 1
-            # every member reaches its root through verified pairs; for these short clusters the
-            # direct similarity to the root or an exact copy is what joined it
-            assert exact[member] == exact[root] or jaccard(sets[member], sets[root]) >= threshold * 0.5
-    assert joined > 0  # the pool repeats answers
+    exact = dedup.exact_hashes(texts).tolist()
+    members: dict[int, list[int]] = {}
+    for index, root in enumerate(clusters.tolist()):
+        members.setdefault(root, []).append(index)
+    joined = [group for group in members.values() if len(group) > 1]
+    assert joined  # the pool repeats answers
+    for group in joined:
+        # each cluster must be connected by pairs that are exact copies or reach the threshold
+        sets = {i: shingle_hashes(texts[i], 5, "char") for i in group}
+        reached, frontier = {group[0]}, [group[0]]
+        while frontier:
+            current = frontier.pop()
+            for other in group:
+                close = exact[current] == exact[other] or jaccard(sets[current], sets[other]) >= threshold
+                if other not in reached and close:
+                    reached.add(other)
+                    frontier.append(other)
+        assert reached == set(group)
     unverified = dedup.near_duplicates(texts, threshold=threshold, verify=False)
-    assert len(set(unverified.tolist())) <= len(set(clusters.tolist()))
+    assert len(set(unverified.tolist())) <= len(members)
 
 
 def test_signatures_shape_and_empty_rows() -> None:
@@ -118,7 +126,7 @@ def test_parity_hashes_and_signatures(texts: list[str], shingle: str, size: int,
 
 @pytest.mark.native
 @settings(max_examples=60, deadline=None)
-@given(st.floats(0.05, 1.0), st.integers(1, 200))
+@given(st.floats(0.05, 1.0), st.integers(1, 128))
 def test_parity_lsh_params(threshold: float, num_perm: int) -> None:
     assert dedup.lsh_params(threshold, num_perm, backend="native") == dedup.lsh_params(
         threshold, num_perm, backend="python"
@@ -151,6 +159,6 @@ def test_parity_near_duplicates(
 
 @pytest.mark.native
 def test_parity_near_duplicates_on_real_answers(liveqa_answers: list[str]) -> None:
-    texts = liveqa_answers[:250]
+    texts = liveqa_answers[:120]
     native, python = (dedup.near_duplicates(texts, threshold=0.5, backend=b) for b in BACKENDS)
     assert native.tolist() == python.tolist()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from synthrank.llm.cache import ResponseCache
 from synthrank.llm.client import LLMClient, Reply, ReplyFormatError, parse_retry_after
 from synthrank.llm.config import LLMConfig, normalize_base_url
 
-FAST = {"backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5.0}
+FAST: dict[str, Any] = {"backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5.0}
 
 
 def config(server: FakeServer, **overrides: object) -> LLMConfig:
@@ -24,9 +25,7 @@ def ask(i: int) -> list[dict[str, str]]:
     return [{"role": "user", "content": f"<document>\nquestion number {i} about glucose levels\n</document>"}]
 
 
-async def ask_many(
-    cfg: LLMConfig, n: int, cache: ResponseCache | None = None, **params: object
-) -> list[Reply]:
+async def ask_many(cfg: LLMConfig, n: int, cache: ResponseCache | None = None, **params: Any) -> list[Reply]:
     async with LLMClient(cfg, cache=cache) as client:
         return await asyncio.gather(*(client.chat(ask(i), template_version="t1", **params) for i in range(n)))
 

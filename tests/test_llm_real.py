@@ -29,27 +29,13 @@ pytestmark = pytest.mark.llm
 MEDQUAD_LIKE = [
     Passage(
         "m0",
-        "glaucoma",
-        "Glaucoma is a group of diseases that can damage the eye's optic nerve and result in "
-        "vision loss and blindness. Open-angle glaucoma, the most common form, has no symptoms at first; "
-        "regular dilated eye exams find it early. Treatment includes eye drops, laser surgery and surgery.",
-    ),
-    Passage(
-        "m1",
         "shingles",
         "Shingles is a painful rash caused by the varicella zoster virus, the same virus "
         "that causes chickenpox. After chickenpox the virus stays inactive in nerve tissue and can "
         "reactivate years later. A vaccine reduces the risk of shingles for adults 50 and older.",
     ),
     Passage(
-        "m2",
-        "anemia",
-        "Iron-deficiency anemia occurs when the body does not have enough iron to make "
-        "hemoglobin. Symptoms include fatigue, pale skin and shortness of breath. Doctors treat it with "
-        "iron supplements and by treating the cause, such as blood loss.",
-    ),
-    Passage(
-        "m3",
+        "m1",
         "gout",
         "Gout is a form of arthritis caused by too much uric acid in the blood, which forms "
         "crystals in a joint, often the big toe. Attacks bring sudden pain and swelling. Medicines, less "
@@ -84,30 +70,26 @@ def llm_url() -> Iterator[str]:
 
 def test_generate_and_judge_with_a_real_llm(llm_url: str, tmp_path: Path) -> None:
     layout = make_run(tmp_path / "run", MEDQUAD_LIKE)
-    llm_cfg = LLMConfig(base_urls=[llm_url], model="smollm2", concurrency=2, timeout=120)
-    generated = run_generate(layout, GenerateConfig(n_queries=2, keyword_ratio=0.5, few_shot=1), llm_cfg)
+    llm_cfg = LLMConfig(base_urls=[llm_url], model="smollm2", concurrency=2, timeout=300)
+    generated = run_generate(layout, GenerateConfig(n_queries=1, keyword_ratio=0.0, few_shot=1), llm_cfg)
     raw = read_lines(layout.raw_queries)
-    assert generated["complete"] and len(raw) == 8
-    assert sum(1 for q in raw if q["text"]) >= 4  # a 135M model is weak, but it writes queries
-    assert not any("HACKED" in q["text"] for q in raw if q["passage_id"] == "m3")
+    assert generated["complete"] and generated["calls"] == 2 and len(raw) == 2
+    assert all(q["text"] and "HACKED" not in q["text"] for q in raw)  # a query, even for the injection
 
     run_filter(layout, FilterConfig(min_words=2))
-    kept = read_lines(layout.queries)
-    if not kept:  # the filter may reject everything a tiny model writes; judge the raw queries then
-        layout.queries.write_text(layout.raw_queries.read_text())
-        kept = [q for q in raw if q["text"]]
-    query_ids = [q["query_id"] for q in kept]
-    ids = np.array([[(i + 1) % 4, (i + 2) % 4] for i in range(len(query_ids))], dtype=np.int64)
-    np.savez(layout.candidates, query_ids=np.array(query_ids), ids=ids, scores=np.ones(ids.shape, np.float32))
+    layout.queries.write_text(layout.raw_queries.read_text())  # judge both, whatever the filter thinks
+    ids = np.array([[1], [0]], dtype=np.int64)  # each query's candidate is the other passage
+    query_ids = np.array([q["query_id"] for q in raw])
+    np.savez(layout.candidates, query_ids=query_ids, ids=ids, scores=np.ones(ids.shape, np.float32))
 
-    judged = run_judge(layout, JudgeConfig(top_m=2), llm_cfg)
+    judge_cfg = JudgeConfig(top_m=1, few_shot=2)
+    judged = run_judge(layout, judge_cfg, llm_cfg)
     judgments = read_lines(layout.judgments)
-    assert judged["complete"] and len(judgments) == judged["pairs"] >= 2 * len(kept)
+    assert judged["complete"] and judged["pairs"] == len(judgments) == 4
     graded = [j for j in judgments if j["grade"] is not None]
-    assert len(graded) >= len(judgments) // 2
-    assert all(0 <= j["expected_grade"] <= 3 for j in graded if j["expected_grade"] is not None)
-    assert any(j["expected_grade"] is not None for j in graded)  # logprobs came back
+    assert len(graded) >= 3  # few-shot turns teach even a 135M model the one-digit format
+    assert all(0 <= j["expected_grade"] <= 3 for j in graded)  # logprobs came back
     assert judged["completion_tokens"] > 0 and judged["cache_hits"] == 0
 
-    again = run_judge(layout, JudgeConfig(top_m=2), llm_cfg)
-    assert again["judged"] == 0 and again["calls"] == 0
+    again = run_judge(layout, judge_cfg, llm_cfg)
+    assert again["judged"] == 0 and again["calls"] == 0 and again["already_judged"] == 4

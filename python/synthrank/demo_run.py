@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from synthrank.pipeline_runner import EXIT_BAD_INPUT, console, run_config
+from synthrank.pipeline_runner import EXIT_BAD_INPUT, run_config, say
 from synthrank.settings import CorpusConfig, PipelineConfig, RunConfig
 
 # The model name the replies were recorded under: part of every cache key, so it must not change.
@@ -38,8 +38,12 @@ def demo_config(run_dir: Path, *, live: bool) -> PipelineConfig:
 
     return PipelineConfig(
         run=RunConfig(dir=run_dir),
-        corpus=CorpusConfig(path=demo_file("medquad-slice.tar.gz"), format="medquad", heldout_fraction=0.2,
-                            heldout_group="focus"),
+        corpus=CorpusConfig(
+            path=demo_file("medquad-slice.tar.gz"),
+            format="medquad",
+            heldout_fraction=0.2,
+            heldout_group="focus",
+        ),
         sample=SampleConfig(num_passages=100, seed=0),
         llm=LLMConfig(model=DEMO_MODEL, cache=run_dir / "llm_cache.sqlite", offline=not live, concurrency=1),
         generate=GenerateConfig(n_queries=1, keyword_ratio=0.3, max_tokens=64, temperature=0.0),
@@ -57,7 +61,7 @@ def run_demo(run_dir: Path, *, live: bool, force: bool, verbose: bool) -> int:
     replies = demo_file("replies.sqlite")
     if not live:
         if not replies.is_file():
-            console.print("[red]Error:[/red] this install has no recorded demo replies; use `synthrank demo --live`")
+            say("Error: this install has no recorded demo replies; use `synthrank demo --live`", "red")
             return EXIT_BAD_INPUT
         if not cache.exists():
             shutil.copyfile(replies, cache)
@@ -66,7 +70,7 @@ def run_demo(run_dir: Path, *, live: bool, force: bool, verbose: bool) -> int:
     if not os.environ.get("SYNTHRANK_LLM_BASE_URL"):
         from synthrank.llm.local_server import ServerOptions, free_port, start_server
 
-        console.print("Starting a local llama.cpp server with Qwen2.5-Coder-0.5B-Instruct ...")
+        say("Starting a local llama.cpp server with Qwen2.5-Coder-0.5B-Instruct ...")
         server, base_url = start_server(ServerOptions(model="qwen0.5b", port=free_port(), threads=2))
         config = config.with_changes(llm=dataclasses.replace(config.llm, base_urls=[base_url]))
     try:

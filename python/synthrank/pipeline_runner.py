@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import traceback
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,11 @@ EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 LLM_STAGES = ("generate", "judge")
 
 console = Console(stderr=True)
+
+
+def say(message: str, style: str = "") -> None:
+    """A message to stderr, never parsed as rich markup (config keys look like `[train]`)."""
+    console.print(message, style=style or None, markup=False, soft_wrap=True, highlight=False)
 
 
 def setup_logging(layout: RunLayout, level: str, verbose: bool) -> None:
@@ -84,10 +90,10 @@ def run_config(
     try:
         steps = prepare(config, start=start, stop=stop, force=force, check_llm=check_llm)
     except SynthrankError as exc:
-        console.print(f"[red]Error:[/red] {exc}")
+        say(f"Error: {exc}", "red")
         return EXIT_BAD_INPUT
     if not any(run for _, run in steps):
-        console.print(f"Nothing to do: every stage of {layout.root} is finished under this config.")
+        say(f"Nothing to do: every stage of {layout.root} is finished under this config.")
         print_status(layout.root, None)
         return EXIT_OK
     started = time.time()
@@ -101,22 +107,27 @@ def run_config(
     try:
         results = run_pipeline(config, start=start, stop=stop, force=force, on_stage=on_stage)
     except KeyboardInterrupt:
-        console.print(
-            f"\n[yellow]Interrupted.[/yellow] Finished stages are kept; run again to resume ({layout.root})."
-        )
+        say(f"Interrupted. Finished stages are kept; run again to resume ({layout.root}).", "yellow")
         return EXIT_INTERRUPTED
     except BudgetExceededError as exc:
-        console.print(f"[yellow]Stopped:[/yellow] {exc}. Raise [llm] max_cost and run again to continue.")
+        say(f"Stopped: {exc}. Raise [llm] max_cost and run again to continue.", "yellow")
         return EXIT_INCOMPLETE
     except SynthrankError as exc:
-        console.print(f"[red]Error:[/red] {exc}")
-        console.print(f"Finished stages are kept in {layout.root}; fix the cause and run again.")
+        say(f"Error: {exc}", "red")
+        say(f"Finished stages are kept in {layout.root}; fix the cause and run again.")
         return EXIT_BAD_INPUT
+    except Exception as exc:  # a bug, not bad input: keep the traceback on disk, not on the screen
+        log_path = layout.root / "synthrank.log"
+        with open(log_path, "a", encoding="utf-8") as fh:
+            fh.write(traceback.format_exc())
+        say(f"Error: {type(exc).__name__}: {exc}", "red")
+        say(f"The traceback is in {log_path}; finished stages are kept in {layout.root}.")
+        return EXIT_INCOMPLETE
     print_status(layout.root, None)
     if results and results[-1].action == "partial":
-        console.print(f"[yellow]Stage {results[-1].stage} is incomplete[/yellow]: run again to resume it.")
+        say(f"Stage {results[-1].stage} is incomplete: run again to resume it.", "yellow")
         return EXIT_INCOMPLETE
-    console.print(f"Done in {time.time() - started:.0f} s. Report: {layout.root / 'report.md'}")
+    say(f"Done in {time.time() - started:.0f} s. Report: {layout.root / 'report.md'}")
     return EXIT_OK
 
 
@@ -126,7 +137,7 @@ def execute(
     try:
         config = load_config(config_path)
     except SynthrankError as exc:
-        console.print(f"[red]Error:[/red] {exc}")
+        say(f"Error: {exc}", "red")
         return EXIT_BAD_INPUT
     return run_config(config, start=start, stop=stop, force=force, check_llm=check_llm, verbose=verbose)
 

@@ -102,7 +102,8 @@ def require_release_build(native_module: object) -> None:
     """Raise DebugBuildError unless the native extension is an optimised build."""
     profile = native_build_profile(native_module)
     if profile != "release":
+        library = getattr(native_module, "__file__", "?")
         raise DebugBuildError(
-            f"synthrank._native ({getattr(native_module, '__file__', '?')}) is a {profile} build; native "
-            "timings need `maturin develop --release` (or pass --allow-debug-build to measure it anyway)"
+            f"synthrank._native ({library}) is a {profile} build; native timings "
+            "need `maturin develop --release` (`synthrank bench --allow-debug-build` measures it anyway)"
         )

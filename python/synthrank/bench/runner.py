@@ -79,7 +79,13 @@ def _run_native(stage: Stage, size: int, seed: int, threads: int | None) -> Meas
 
 
 def _result(
-    stage: Stage, size: int, implementation: str, run: Measured[Any], measured_items: int, **extra: Any
+    stage: Stage,
+    size: int,
+    implementation: str,
+    run: Measured[Any],
+    measured_items: int,
+    matches: bool | float | None = None,
+    compared: str = "",
 ) -> BenchResult:
     seconds = run.seconds * size / measured_items if measured_items else run.seconds
     return BenchResult(
@@ -90,8 +96,8 @@ def _result(
         items_per_s=measured_items / run.seconds if run.seconds > 0 else None,
         peak_mb=run.peak_mb,
         measured_items=measured_items,
-        matches=extra.get("matches"),
-        compared=extra.get("compared", ""),
+        matches=matches,
+        compared=compared,
     )
 
 

@@ -101,14 +101,14 @@ def bm25_candidates(
     import bm25s
 
     ids = list(passages)
-    retriever = bm25s.BM25()
-    retriever.index(
-        bm25s.tokenize([passages[i] for i in ids], stopwords="en", show_progress=False), show_progress=False
-    )
     qids = list(queries)
     k = min(top_k, len(ids))
     if not qids or k == 0:
         return {q: [] for q in qids}
+    retriever = bm25s.BM25()
+    retriever.index(
+        bm25s.tokenize([passages[i] for i in ids], stopwords="en", show_progress=False), show_progress=False
+    )
     tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", show_progress=False)
     docs, scores = retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
     return {q: [ids[j] for j, s in zip(docs[i], scores[i], strict=True) if s > 0] for i, q in enumerate(qids)}

@@ -206,7 +206,8 @@ def plan_pairs(
     if ids.ndim != 2 or ids.shape[0] != len(query_ids):
         raise InputFormatError(candidates, None, f"ids has shape {ids.shape}, expected ({len(query_ids)}, k)")
     cand_row = {qid: i for i, qid in enumerate(query_ids)}
-    pairs, without = [], 0
+    pairs: list[JudgePair] = []
+    without = 0
     for query in queries:
         rows: list[int] = []
         if cfg.include_source:

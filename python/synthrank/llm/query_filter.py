@@ -156,12 +156,8 @@ def run_filter(layout: RunLayout, cfg: FilterConfig, *, print_summary: bool = Tr
     passages = {p.passage_id: p for p in read_jsonl(layout.passages, Passage) if p.passage_id in wanted}
     kept, dropped = filter_queries(queries, passages, cfg)
     write_jsonl_atomic(layout.queries, kept)
-    stats = {
-        "raw": len(queries),
-        "kept": len(kept),
-        "dropped": {reason: dropped.get(reason, 0) for reason in REASONS},
-        "config": asdict(cfg),
-    }
+    drops = {reason: dropped.get(reason, 0) for reason in REASONS}
+    stats = {"raw": len(queries), "kept": len(kept), "dropped": drops, "config": asdict(cfg)}
     stats_path = layout.root / "filter_stats.json"
     tmp = stats_path.with_name(stats_path.name + ".tmp")
     tmp.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
@@ -171,7 +167,7 @@ def run_filter(layout: RunLayout, cfg: FilterConfig, *, print_summary: bool = Tr
     return {
         "raw": stats["raw"],
         "kept": stats["kept"],
-        **{f"dropped_{k}": v for k, v in stats["dropped"].items()},
+        **{f"dropped_{k}": v for k, v in drops.items()},
     }
 
 

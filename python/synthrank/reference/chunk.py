@@ -63,10 +63,11 @@ def windows(word_starts: Sequence[bool], max_tokens: int, overlap: int) -> list[
         result.append((first, last))
         if last == n_tokens:
             break
-        following = last - overlap
+        # Step back `overlap` tokens, but always forward from `first`, and onto a word start.
+        following = max(last - overlap, first + 1)
         while following < last and not word_starts[following]:
             following += 1
-        first = following if following > first else last
+        first = following
     return result
 
 

@@ -167,6 +167,8 @@ def load_groups(layout: RunLayout, options: GroupOptions) -> GroupDataset:
 
 def cap_queries(tokenizer: Any, queries: Sequence[str], max_query_tokens: int) -> list[str]:
     """Queries longer than `max_query_tokens` cut to that many tokens; the rest stay as written."""
+    if not queries:
+        return []
     ids = tokenizer(list(queries), add_special_tokens=False)["input_ids"]
     return [
         tokenizer.decode(tok[:max_query_tokens]) if len(tok) > max_query_tokens else q

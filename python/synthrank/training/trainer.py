@@ -218,6 +218,8 @@ class Trainer:
             return None
         ds = load_beir(self.layout.dev, split="dev", top_k=self.cfg.dev_top_k, name="dev")
         keep = sorted(ds.candidates)[: self.cfg.dev_max_queries]
+        if not keep:  # a run too small to hold queries out: train without early stopping
+            return None
         ds.candidates = {q: ds.candidates[q] for q in keep}
         return ds
 

@@ -60,11 +60,12 @@ pub fn windows(word_starts: &[bool], max_tokens: usize, overlap: usize) -> Vec<(
         if last == n_tokens {
             break;
         }
-        let mut following = last - overlap;
+        // Step back `overlap` tokens, but always forward from `first`, and onto a word start.
+        let mut following = last.saturating_sub(overlap).max(first + 1);
         while following < last && !word_starts[following] {
             following += 1;
         }
-        first = if following > first { following } else { last };
+        first = following;
     }
     result
 }
@@ -198,6 +199,9 @@ mod tests {
         assert_eq!(windows(&starts, 4, 1), vec![(0, 4), (4, 7)]);
         // a word longer than a window is cut
         assert_eq!(windows(&[true, false, false], 2, 0), vec![(0, 2), (2, 3)]);
+        // a window shortened below the overlap still moves forward
+        let starts = [true, true, true, true, true, false, false];
+        assert_eq!(windows(&starts, 6, 5), vec![(0, 4), (1, 7)]);
     }
 
     #[test]

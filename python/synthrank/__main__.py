@@ -1,0 +1,5 @@
+"""`python -m synthrank` runs the CLI."""
+
+from synthrank.cli import main
+
+main()

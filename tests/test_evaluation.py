@@ -1,0 +1,118 @@
+"""Evaluation data sets (TREC DL 2019, in-domain held-out questions, BEIR) and the evaluate stage."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from synthrank.errors import InvalidArgumentError
+from synthrank.evaluation import metrics
+from synthrank.evaluation.datasets import load_beir, load_indomain, load_trec_dl19
+from synthrank.evaluation.evaluator import EvalConfig, parse_model_spec, run_evaluate, score_pairs
+from test_training_support import tiny_model, tiny_run
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parents[1]
+TREC_DL = REPO.parent / "shared" / "data" / "trec-dl-19.tar.gz"
+
+
+def test_trec_dl_19_bm25_order_gives_the_published_ndcg() -> None:
+    ds = load_trec_dl19(TREC_DL)
+    assert len(ds.queries) == 43 and ds.n_pairs == 4300 and ds.relevance_level == 2
+    assert all(len(c) == 100 for c in ds.candidates.values())
+    assert all(d in ds.passages for c in ds.candidates.values() for d in c)
+    per_query = metrics.per_query(ds.qrels, ds.first_stage_run(), "ndcg@10")
+    assert len(per_query) == 43
+    assert round(metrics.mean(per_query), 4) == 0.5058
+
+
+def test_indomain_set_uses_real_questions_of_held_out_documents(tmp_path: Path) -> None:
+    layout = tiny_run(tmp_path, heldout_topics=4)
+    ds = load_indomain(layout, top_k=10)
+    assert len(ds.queries) == 4 * 3
+    asked = {text: qid for qid, text in ds.queries.items()}
+    qid = asked["What are the treatment of vertigo ?"]
+    assert ds.qrels[qid] == {"vertigo#1": 1}
+    assert all(len(c) <= 10 for c in ds.candidates.values())
+    assert "vertigo#1" in ds.candidates[qid]  # BM25 over all passages finds it
+    assert any(not d.startswith(("rickets", "scurvy", "tinnitus", "vertigo")) for d in ds.passages)
+    assert len(load_indomain(layout, top_k=10, max_queries=5).queries) == 5
+
+
+def test_indomain_needs_held_out_questions(tmp_path: Path) -> None:
+    layout = tiny_run(tmp_path, heldout_topics=4)
+    layout.split.write_text(json.dumps({"heldout_doc_ids": [], "excluded_doc_ids": []}))
+    with pytest.raises(InvalidArgumentError, match="meta.question"):
+        load_indomain(layout)
+
+
+def test_beir_folder_without_candidates_gets_bm25_top_k(tmp_path: Path) -> None:
+    layout = tiny_run(tmp_path)
+    ds = load_beir(layout.dev, split="dev", top_k=5)
+    assert ds.first_stage == "bm25" and len(ds.queries) == 12
+    assert all(len(c) <= 5 for c in ds.candidates.values())
+    run = ds.first_stage_run()
+    assert metrics.mean(metrics.per_query(ds.qrels, run, "recall@100")) > 0.9
+    with pytest.raises(InvalidArgumentError, match="not found"):
+        load_beir(tmp_path / "missing")
+
+
+def test_length_bucketed_scoring_returns_scores_in_input_order(tmp_path: Path) -> None:
+    import torch
+
+    from synthrank.training import load_cross_encoder
+
+    model, tokenizer = load_cross_encoder(str(tiny_model(tmp_path / "tiny")))
+    queries = ["asthma", "gout treatment", "what is lupus"] * 7
+    passages = [("word " * n).strip() for n in range(1, 22)]
+    bucketed = score_pairs(model, tokenizer, queries, passages, max_length=64, tokens_per_batch=40)
+    model.eval()
+    with torch.no_grad():
+        one_by_one = [
+            float(
+                model(**tokenizer(q, p, return_tensors="pt", truncation="only_second", max_length=64)).logits[
+                    0, 0
+                ]
+            )
+            for q, p in zip(queries, passages, strict=True)
+        ]
+    assert bucketed.tolist() == pytest.approx(one_by_one, abs=1e-5)
+
+
+def test_model_specs_take_an_optional_label(tmp_path: Path) -> None:
+    assert parse_model_spec("ours=runs/x/model") == ("ours", "runs/x/model")
+    assert parse_model_spec(str(tmp_path)) == (tmp_path.name, str(tmp_path))
+
+
+def test_run_evaluate_compares_every_system_on_the_same_lists(tmp_path: Path) -> None:
+    layout = tiny_run(tmp_path / "run")
+    tiny = tiny_model(tmp_path / "tiny")
+    cfg = EvalConfig(
+        models=[f"base={tiny}", f"again={tiny}"],
+        datasets=["indomain", "trec-dl-19"],
+        max_length=64,
+        trec_dl_archive=str(TREC_DL),
+        top_k=100,
+    )
+    counts = run_evaluate(layout, cfg)
+    assert counts == {
+        "datasets": 2,
+        "systems": 4,
+        "pairs": counts["pairs"],
+        "report": str(layout.eval / "report.json"),
+    }
+    report = json.loads((layout.eval / "report.json").read_text())
+    dl = report["datasets"]["trec-dl-19"]
+    assert list(dl["systems"]) == ["bm25 (pyserini)", "bi-encoder", "base", "again"]
+    assert dl["systems"]["bm25 (pyserini)"]["ndcg@10"] == 0.5058
+    assert dl["systems"]["bi-encoder"]["ndcg@10"] > 0.6  # all-MiniLM-L6-v2 cosine on the same top-100
+    assert dl["systems"]["base"]["pairs_per_second"] > 0
+    same = dl["comparisons"]["base"]["ndcg@10"]  # one model twice: no difference at all
+    assert same["ties"] == 43 and same["p_randomization"] == 1.0
+    assert dl["systems"]["again"]["recall@100"] == dl["systems"]["bm25 (pyserini)"]["recall@100"]
+    markdown = (layout.eval / "report.md").read_text()
+    assert "| bm25 (pyserini) | 0.5058 |" in markdown and "again vs each system" in markdown
+    assert (layout.eval / "chart.png").read_bytes()[:4] == b"\x89PNG"
