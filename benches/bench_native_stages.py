@@ -15,7 +15,7 @@ import pytest
 from synthrank.bench import STAGES
 
 # Items per case: one input per stage, shared by every implementation in its group.
-SIZES = {"chunk": 2_000, "sample": 100_000, "dedup": 2_000, "negatives": 10_000}
+SIZES = {"chunk": 2_000, "sample": 100_000, "dedup": 2_000, "negatives": 10_000, "negatives-judged": 10_000}
 SEED = 0
 CASES = [(stage, impl) for stage in STAGES for impl in ("native", "python", *STAGES[stage].peers)]
 # The twin takes seconds per round where native takes milliseconds; one round is enough to compare.
@@ -37,6 +37,7 @@ def stage_input() -> Callable[[str], tuple[Any, Any]]:
     return get
 
 
+@pytest.mark.usefixtures("native_release_build")
 @pytest.mark.parametrize(("stage_name", "implementation"), CASES, ids=[f"{s}-{i}" for s, i in CASES])
 def test_stage(
     benchmark: Any, stage_input: Callable[[str], tuple[Any, Any]], stage_name: str, implementation: str

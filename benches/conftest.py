@@ -1,13 +1,11 @@
 """Shared setup of the benchmark suite (`pytest benches --benchmark-enable`).
 
-Collects the `bench_*.py` files, and makes timed runs refuse a debug build of the native extension;
-with benchmarks disabled (the default in pyproject) every case runs once as a smoke test, on any
-build.
+Collects the `bench_*.py` files. `native_release_build` makes timed runs of the native core refuse
+a debug build; with benchmarks disabled (the default in pyproject) every case runs once as a smoke
+test, on any build.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
@@ -15,14 +13,13 @@ from synthrank.bench import check_native
 from synthrank.errors import SynthrankError
 
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
-    if file_path.suffix == ".py" and file_path.name.startswith("bench_"):
-        return pytest.Module.from_parent(parent, path=file_path)
-    return None
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("python_files", "bench_*.py")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def native_release_build(request: pytest.FixtureRequest) -> None:
+    """For benchmarks of the native core: stop the session when timing a debug or missing build."""
     config = request.config
     timing = config.getoption("benchmark_enable") or not config.getoption("benchmark_disable")
     try:

@@ -29,6 +29,7 @@ def main() -> int:
     parser.add_argument("--size", action="append", type=int, help="default: 10k, 100k, 1M")
     parser.add_argument("--sample-cap", type=int, default=10_000)
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--repeat", type=int, default=1, help="runs each; best is kept")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     console = Console(width=140)
@@ -37,15 +38,19 @@ def main() -> int:
             args.stage or list(bench.STAGES),
             args.size or DEFAULT_SIZES,
             threads=args.threads,
+            repeat=args.repeat,
             sample_cap=args.sample_cap,
-            on_stage_done=lambda done: console.print(bench.render_table(done)),
+            on_stage_done=lambda done: console.print(
+                f"{done[0].stage} x {done[0].size:,}: "
+                + ", ".join(f"{r.label} {r.seconds:.3g}s" for r in done)
+            ),
         )
     except SynthrankError as error:
         console.print(f"[red]{error}")
         return 2
     console.print(bench.render_table(results))
     if args.json:
-        bench.write_json(args.json, results, bench.environment(args.threads, 1, args.sample_cap, 0))
+        bench.write_json(args.json, results, bench.environment(args.threads, args.repeat, args.sample_cap, 0))
     return 0
 
 

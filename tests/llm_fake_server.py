@@ -150,7 +150,9 @@ def http_response(status: int, payload: bytes, extra: dict[str, str] | None = No
     return ("\r\n".join(head) + "\r\n\r\n").encode() + payload
 
 
-async def serve_llm(llm: FakeLLM, path: str, headers: dict[str, str], raw: bytes) -> bytes | None:
+async def serve_llm(
+    llm: FakeLLM, reader: asyncio.StreamReader, headers: dict[str, str], raw: bytes
+) -> bytes | None:
     llm.requests += 1
     llm.arrivals.append(time.time())
     llm.in_flight += 1
@@ -162,6 +164,8 @@ async def serve_llm(llm: FakeLLM, path: str, headers: dict[str, str], raw: bytes
             fault = None
         if llm.delay:
             await asyncio.sleep(llm.delay)
+        if reader.at_eof():  # the client gave up (timeout) or died: nothing is delivered or counted
+            return None
         auth = headers.get("authorization", "")
         if fault == "401" or (llm.expect_key and auth != f"Bearer {llm.expect_key}"):
             return http_response(401, json.dumps({"error": f"bad key in header {auth!r}"}).encode())
@@ -201,7 +205,7 @@ async def handle(llm: FakeLLM, reader: asyncio.StreamReader, writer: asyncio.Str
                     setattr(llm, key, value)
                 out = http_response(200, b"{}")
             elif path.endswith(("/chat/completions", "/completions")) and method == "POST":
-                out = await serve_llm(llm, path, headers, raw)
+                out = await serve_llm(llm, reader, headers, raw)
             else:
                 out = http_response(404, b'{"error": "not found"}')
             if out is None:  # "drop": close the connection without a reply

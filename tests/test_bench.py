@@ -76,6 +76,27 @@ def test_cli_rejects_unknown_stage() -> None:
     assert "tokenize" in result.output
 
 
+def test_cli_reports_unwritable_json(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir" / "out.json"
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "--stage",
+            "sample",
+            "--size",
+            "10",
+            "--repeat",
+            "1",
+            "--json",
+            str(missing),
+            "--allow-debug-build",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "--json" in result.output and "no-such-dir" in result.output
+
+
 def test_cli_refuses_debug_build(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(measure, "native_build_profile", lambda module: "debug")
     result = CliRunner().invoke(main, ["bench", "--stage", "sample", "--size", "10"])

@@ -52,7 +52,9 @@ def write_corpus(path: Path) -> None:
         for t in TOPICS:
             for a in ASPECTS:
                 words = " ".join(rng.sample(WORDS, 12))
-                text = f"The {a} of {t} involve {words}. Patients with {t} should ask about {rng.choice(WORDS)}."
+                text = (
+                    f"The {a} of {t} involve {words}. Patients with {t} should ask about {rng.choice(WORDS)}."
+                )
                 row = {"id": f"{t}-{a}", "text": text, "question": f"What are the {a} of {t} ?"}
                 fh.write(json.dumps(row) + "\n")
 
@@ -158,6 +160,21 @@ def test_run_resume_skip_and_rerun_affected_stages(
     for name in STAGE_NAMES:
         assert name in status.stdout
     assert "pending" not in status.stdout
+
+    # replaying the recorded replies offline (what `synthrank demo` does) needs no server at all
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    (replay / "corpus.jsonl").write_bytes((tmp_path / "corpus.jsonl").read_bytes())
+    offline = {
+        "offline = false": 'offline = true\ncache = "../synthrank-run/llm_cache.sqlite"',
+        "refresh = false": "refresh = false",
+    }
+    replay_config = write_config(replay, "http://127.0.0.1:9/v1", tiny_reranker, **offline)
+    replayed = synthrank("run", str(replay_config), "--skip-llm-check", cwd=replay)
+    assert replayed.returncode == 0, replayed.stderr
+    assert fake_server.stats()["hits"] == calls
+    replay_groups = (replay / "synthrank-run" / "train_groups.jsonl").read_text()
+    assert replay_groups == layout.train_groups.read_text()
 
 
 def test_kill_during_generate_loses_nothing(

@@ -188,6 +188,17 @@ def test_lce_training_learns_the_tiny_task(tmp_path: Path, tiny: Path) -> None:
     assert result["mean_loss"] < math.log(4) * 0.9  # below the loss of a uniform guess
 
 
+def test_naive_baseline_trains_pointwise_on_source_passages(tmp_path: Path, tiny: Path) -> None:
+    layout = tiny_run(tmp_path / "run")
+    output = layout.root / "naive"
+    cfg = tiny_config(tiny, loss="bce", negatives="random", positives="source", output=str(output), epochs=1)
+    result = run_train(layout, cfg)
+    assert result["data_groups_used"] == 60 and result["steps"] == 15
+    assert (output / "model.safetensors").is_file() and not layout.model.exists()
+    assert "| loss | bce |" in (output / "README.md").read_text()
+    assert (layout.root / "checkpoints" / "naive" / "best").is_dir()
+
+
 def test_bad_train_options_are_reported(tmp_path: Path, tiny: Path) -> None:
     with pytest.raises(ConfigError, match="group_size"):
         TrainConfig(group_size=0)

@@ -131,6 +131,36 @@ def _cosines(layout: RunLayout, query_rows: np.ndarray, passage_rows: np.ndarray
     return out
 
 
+def _candidate_labels(
+    kept: list[tuple[Query, list[int]]],
+    grades: dict[str, dict[str, int | None]],
+    row_of: dict[str, int],
+    cand_ids: np.ndarray,
+    n_passages: int,
+) -> np.ndarray:
+    """Judge grade of each candidate (NaN = not judged), matched by sorted (query, row) keys."""
+    judged = [
+        (i * n_passages + row_of[pid], grade)
+        for i, (q, _) in enumerate(kept)
+        for pid, grade in grades[q.query_id].items()
+        if grade is not None and pid in row_of
+    ]
+    labels = np.full(cand_ids.shape, np.nan, dtype=np.float32)
+    if not judged:
+        return labels
+    keys, values = (
+        np.asarray([k for k, _ in judged], dtype=np.int64),
+        np.asarray([g for _, g in judged], np.float32),
+    )
+    order = np.argsort(keys, kind="stable")
+    keys, values = keys[order], values[order]
+    wanted = np.arange(len(cand_ids), dtype=np.int64)[:, None] * n_passages + cand_ids
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    hit = (cand_ids >= 0) & (keys[at] == wanted)
+    labels[hit] = values[at[hit]]
+    return labels
+
+
 def _summary(values: list[int]) -> dict[str, float]:
     if not values:
         return {"min": 0, "mean": 0.0, "max": 0}
@@ -209,7 +239,7 @@ def run_mine(layout: RunLayout, cfg: MineConfig) -> dict[str, Any]:
             drops["not_judged"] += 1
             continue
         positives = [
-            (grade, row_of[pid])
+            (grade, pid != q.passage_id, row_of[pid])
             for pid, grade in judged.items()
             if grade is not None
             and grade >= cfg.positive_min_grade
@@ -220,8 +250,10 @@ def run_mine(layout: RunLayout, cfg: MineConfig) -> dict[str, Any]:
             source_grade = judged.get(q.passage_id)
             drops["source_judged_irrelevant" if source_grade is not None else "no_positive"] += 1
             continue
-        positives.sort(key=lambda gr: -gr[0])  # stable: judge order breaks ties
-        kept.append((q, [row for _, row in positives]))
+        # best grade first, the source passage first among equals, then corpus order: never the
+        # order replies happened to arrive in, so a replayed run mines the same groups
+        positives.sort(key=lambda p: (-p[0], p[1], p[2]))
+        kept.append((q, [row for _, _, row in positives]))
 
     n = len(kept)
     width = max((len(rows) for _, rows in kept), default=1)
@@ -233,14 +265,7 @@ def run_mine(layout: RunLayout, cfg: MineConfig) -> dict[str, Any]:
     cand_scores = candidates.scores[crow] if n else np.empty(cand_ids.shape, dtype=np.float32)
     withheld_candidates = int(np.sum(withheld[cand_ids[cand_ids >= 0]]))
     cand_ids = np.where((cand_ids >= 0) & withheld[np.maximum(cand_ids, 0)], -1, cand_ids)
-    labels = np.full(cand_ids.shape, np.nan, dtype=np.float32)
-    passage_id_of = {row: pid for pid, row in row_of.items()}
-    for i, (q, _) in enumerate(kept):
-        judged = grades[q.query_id]
-        for j, row in enumerate(cand_ids[i].tolist()):
-            grade = judged.get(passage_id_of.get(row, ""), None) if row >= 0 else None
-            if grade is not None:
-                labels[i, j] = grade
+    labels = _candidate_labels(kept, grades, row_of, cand_ids, n_passages)
     pos_scores = _cosines(
         layout, np.asarray([query_row[q.query_id] for q, _ in kept], dtype=np.int64), pos_ids
     )

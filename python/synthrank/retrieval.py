@@ -211,9 +211,10 @@ def run_embed(layout: RunLayout, cfg: EmbedConfig) -> dict[str, object]:
         inputs.append(("queries", layout.queries, cfg.query_prompt))
     for name, source, prompt in inputs:
         out = layout.embeddings / f"{name}.npy"
-        stamp = {"fingerprint": fingerprint(source), "count": _count_lines(source)}
+        count = _count_lines(source)
+        stamp = {"fingerprint": fingerprint(source), "count": count}
         if manifest.get(name) == stamp and out.is_file():
-            counts[f"{name}_reused"] = stamp["count"]
+            counts[f"{name}_reused"] = count
             continue
         model = model or load_model(cfg)
         texts = (
@@ -221,11 +222,11 @@ def run_embed(layout: RunLayout, cfg: EmbedConfig) -> dict[str, object]:
             if name == "passages"
             else (q.text for q in read_jsonl(source, Query))
         )
-        encode_to_npy(model, texts, stamp["count"], out, cfg, prompt)
+        encode_to_npy(model, texts, count, out, cfg, prompt)
         manifest[name] = stamp
         manifest["dim"] = embedding_dim(model)
         _write_json_atomic(manifest_path, manifest)
-        counts[f"{name}_embedded"] = stamp["count"]
+        counts[f"{name}_embedded"] = count
     return counts
 
 
@@ -282,9 +283,8 @@ def open_index(layout: RunLayout, cfg: IndexConfig) -> Any:
 
     if not layout.index.is_file():
         raise InputFormatError(layout.index, None, "missing: run `synthrank index` first")
-    view = Index.restore(str(layout.index), view=True)
-    view.expansion_search = cfg.expansion_search
-    return view
+    # expansion_search is not stored in the file: pass it again when opening
+    return Index.restore(str(layout.index), view=True, expansion_search=cfg.expansion_search)
 
 
 def run_index(layout: RunLayout, cfg: IndexConfig) -> dict[str, object]:

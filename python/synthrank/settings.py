@@ -137,7 +137,8 @@ def _relative_to(config: PipelineConfig, base: Path) -> PipelineConfig:
     corpus = dataclasses.replace(
         config.corpus, path=fix(config.corpus.path), exclude_docs=fix(config.corpus.exclude_docs)
     )
-    return config.with_changes(run=run, corpus=corpus)
+    llm = dataclasses.replace(config.llm, cache=fix(config.llm.cache))
+    return config.with_changes(run=run, corpus=corpus, llm=llm)
 
 
 def check_inputs(config: PipelineConfig) -> None:

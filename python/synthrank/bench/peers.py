@@ -108,7 +108,9 @@ def sentence_transformers_select_negatives(
     -1 padding and positives (per-query `torch.isin`) masked to -inf, the margin against each
     query's weakest positive (relative: `pos - |pos| * margin`), `max_score`, then `torch.topk` of
     `range_max` and the slice `[range_min:][:num_negatives]`. Embedding, retrieval, rescoring and
-    dataset building are left out: both sides get the same candidate arrays.
+    dataset building are left out: both sides get the same candidate arrays. `range_max=None` keeps
+    every given candidate, as synthrank does (sentence-transformers would derive it from
+    num_negatives and retrieve that many).
     """
     import torch
 

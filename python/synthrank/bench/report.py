@@ -19,7 +19,7 @@ from synthrank.bench.runner import NATIVE, BenchResult
 TABLE_NOTES = (
     "matches: native = output identical to the python twin's on the same input; peers = % agreement "
     "with the twin (near-dup pairs: Jaccard of (item, cluster) pairs; negatives: queries with the "
-    "same negative ids). 'python (10k sample)': run on that many items, seconds extrapolated "
+    "same negative ids). e.g. 'python (10k sample)': run on 10k items, seconds extrapolated "
     "linearly to the full size. peak MB: growth of resident memory during the call. "
     "native speedup: this row's seconds / native seconds."
 )
@@ -47,7 +47,7 @@ def render_table(results: Sequence[BenchResult]) -> Table:
         "native speedup",
     ):
         table.add_column(column, justify="left" if column in ("stage", "implementation") else "right")
-    for r in results:
+    for r, following in zip(results, [*results[1:], None], strict=True):
         native = native_seconds.get((r.stage, r.size))
         table.add_row(
             r.stage,
@@ -58,6 +58,7 @@ def render_table(results: Sequence[BenchResult]) -> Table:
             f"{r.peak_mb:,.1f}" if r.peak_mb is not None else "n/a",
             _matches_text(r),
             f"{r.seconds / native:,.1f}x" if native else "-",
+            end_section=following is not None and (following.stage, following.size) != (r.stage, r.size),
         )
     return table
 

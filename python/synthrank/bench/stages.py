@@ -21,6 +21,7 @@ DEDUP_NUM_PERM = 128
 DEDUP_SHINGLE_SIZE = 5
 NUM_NEGATIVES = 8
 RELATIVE_MARGIN = 0.05
+JUDGED_RANGE_MAX = 50
 SAMPLE_SEED = 7
 
 
@@ -129,6 +130,30 @@ def _select_negatives(candidates: data.Candidates, backend: str, threads: int | 
     )
 
 
+def _select_judged_negatives(candidates: data.Candidates, backend: str, threads: int | None) -> Any:
+    from synthrank.negatives import select_negatives
+
+    # Every filter synthrank adds on top: judge labels, exact and near duplicates of positives,
+    # a rank window, and seeded random sampling.
+    return select_negatives(
+        candidates.cand_ids,
+        candidates.cand_scores,
+        candidates.pos_ids,
+        num_negatives=NUM_NEGATIVES,
+        pos_scores=candidates.pos_scores,
+        labels=candidates.labels,
+        doc_hashes=candidates.doc_hashes,
+        cluster_ids=candidates.cluster_ids,
+        range_min=1,
+        range_max=JUDGED_RANGE_MAX,
+        relative_margin=RELATIVE_MARGIN,
+        sampling="random",
+        seed=SAMPLE_SEED,
+        backend=backend,
+        threads=threads,
+    )
+
+
 def _same_selection(left: Any, right: Any) -> bool:
     return (
         np.array_equal(left.neg_ids, right.neg_ids)
@@ -196,5 +221,13 @@ STAGES: dict[str, Stage] = {
                 "queries with the same negatives as python twin",
             )
         },
+    ),
+    "negatives-judged": Stage(
+        name="negatives-judged",
+        unit="queries",
+        make=lambda size, seed: data.make_candidates(size, seed=seed),
+        run=_select_judged_negatives,
+        same=_same_selection,
+        block_size=100_000,
     ),
 }

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 
 from synthrank import bench
-from synthrank.errors import SynthrankError
+from synthrank.errors import InvalidArgumentError, SynthrankError
 from synthrank.progress import progress_bar
 
 
@@ -83,13 +83,18 @@ def bench_command(
                 allow_debug_build=allow_debug_build,
                 on_stage_done=lambda _: bar.advance(),
             )
-    except SynthrankError as error:
+    except (bench.DebugBuildError, bench.NativeUnavailableError, InvalidArgumentError) as error:
         raise BadInputError(str(error)) from error
+    except SynthrankError as error:  # e.g. a native panic: the benchmark itself failed
+        raise click.ClickException(str(error)) from error
     console = Console()
     console.width = max(console.width, 120)  # the table's columns wrap badly below this
     console.print(bench.render_table(results))
     if json_path is not None:
-        bench.write_json(json_path, results, bench.environment(threads, repeat, sample_cap, seed))
+        try:
+            bench.write_json(json_path, results, bench.environment(threads, repeat, sample_cap, seed))
+        except OSError as error:
+            raise BadInputError(f"--json: cannot write {json_path}: {error.strerror}") from error
         click.echo(f"wrote {json_path}")
 
 

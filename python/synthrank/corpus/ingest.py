@@ -65,7 +65,7 @@ class IngestConfig:
     num_perm: int = 128
     shingle_size: int = 5
     heldout_fraction: float = 0.1
-    heldout_group: str | None = None  # a meta key grouping documents for the split; None = doc_id
+    heldout_group: str | None = None  # a meta key grouping documents for the split; None/empty = doc_id
     exclude_docs: Path | None = None
     seed: int = 0
     on_error: Literal["raise", "skip"] = "raise"
@@ -191,7 +191,7 @@ class _Batches:
 def _write_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -236,8 +236,11 @@ def run_ingest(layout: RunLayout, cfg: IngestConfig, source: Path | str) -> dict
                         excluded_seen.append(doc.doc_id)
                         doc_withheld[i] = True
                     elif cfg.heldout_fraction > 0:
-                        group = doc.meta.get(cfg.heldout_group, "") if cfg.heldout_group else doc.doc_id
-                        if _unit_hash(group.casefold().strip(), cfg.seed) < cfg.heldout_fraction:
+                        group = doc.meta.get(cfg.heldout_group, "") if cfg.heldout_group else ""
+                        if (
+                            _unit_hash(group.casefold().strip() or doc.doc_id, cfg.seed)
+                            < cfg.heldout_fraction
+                        ):
                             heldout_docs.append(doc.doc_id)
                             doc_withheld[i] = True
                 texts: list[str] = []

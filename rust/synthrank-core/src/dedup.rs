@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use crate::error::{invalid, Result};
 use crate::hash::{fnv1a64, Fnv1a64};
 use crate::rng::SplitMix64;
-use crate::text::{normalize_one, shingle_hash_set, ShingleKind};
+use crate::text::{normalize_one, shingle_hash_set, shingle_hash_set_of_normalized, ShingleKind};
 
 pub const MERSENNE_61: u64 = (1 << 61) - 1;
 pub const EMPTY_SLOT: u64 = u64::MAX;
@@ -73,29 +73,31 @@ pub fn permutations(num_perm: usize, seed: u64) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// `x mod (2^61 - 1)` for `x < 2^126`, by folding the high bits (no division).
+/// `x mod (2^61 - 1)` for `x < 2^123`, by folding the high bits twice (no division).
 fn mod_mersenne(x: u128) -> u64 {
-    let p = u128::from(MERSENNE_61);
-    let folded = (x & p) + (x >> 61);
-    let folded = ((folded & p) + (folded >> 61)) as u64;
-    if folded >= MERSENNE_61 {
-        folded - MERSENNE_61
+    let p = MERSENNE_61;
+    let folded = (x as u64 & p) + (x >> 61) as u64; // < 2^62
+    let folded = (folded & p) + (folded >> 61); // <= p + 1
+    if folded >= p {
+        folded - p
     } else {
         folded
     }
 }
 
 /// The MinHash signature of a set of shingle hashes, written into `out` (one slot per permutation).
+/// Hashes are reduced mod p first, which leaves `(a * h + b) mod p` unchanged and keeps `a * h`
+/// below 2^122 for the cheap fold.
 fn signature_into(hashes: &[u64], perms: &[(u64, u64)], out: &mut [u64]) {
     if hashes.is_empty() {
         out.fill(EMPTY_SLOT);
         return;
     }
+    let reduced: Vec<u64> = hashes.iter().map(|&h| h % MERSENNE_61).collect();
     for (slot, &(a, b)) in out.iter_mut().zip(perms) {
-        let (a, b) = (u128::from(a), u128::from(b));
-        *slot = hashes
+        *slot = reduced
             .iter()
-            .map(|&h| mod_mersenne(a * u128::from(h) + b))
+            .map(|&h| mod_mersenne(u128::from(a) * u128::from(h) + u128::from(b)))
             .min()
             .unwrap_or(EMPTY_SLOT);
     }
@@ -268,22 +270,20 @@ pub fn near_duplicates(
     let n = texts.len();
     let mut clusters = UnionFind::new(n);
 
-    let mut by_hash: Vec<(u64, usize)> = exact_hashes(texts).into_iter().zip(0..n).collect();
-    by_hash.par_sort_unstable();
-    for run in by_hash.chunk_by(|x, y| x.0 == y.0) {
-        for &(_, other) in &run[1..] {
-            clusters.union(run[0].1, other);
-        }
-    }
-
     let perms = &permutations(config.num_perm, config.seed)[..bands * rows];
     let mut keys = vec![0u64; n * bands];
     let mut has_shingles = vec![false; n];
+    let mut by_hash: Vec<(u64, usize)> = vec![(0, 0); n];
     keys.par_chunks_mut(bands)
         .zip(has_shingles.par_iter_mut())
+        .zip(by_hash.par_iter_mut())
         .zip(texts.par_iter())
-        .for_each(|((text_keys, has), text)| {
-            let hashes = shingle_hash_set(text, config.shingle_size, config.shingle);
+        .enumerate()
+        .for_each(|(index, (((text_keys, has), exact), text))| {
+            let normalized = normalize_one(text);
+            *exact = (fnv1a64(normalized.as_bytes()), index);
+            let hashes =
+                shingle_hash_set_of_normalized(&normalized, config.shingle_size, config.shingle);
             *has = !hashes.is_empty();
             let mut signature = vec![0u64; perms.len()];
             signature_into(&hashes, perms, &mut signature);
@@ -291,6 +291,13 @@ pub fn near_duplicates(
                 *key = band_key(band);
             }
         });
+
+    by_hash.par_sort_unstable();
+    for run in by_hash.chunk_by(|x, y| x.0 == y.0) {
+        for &(_, other) in &run[1..] {
+            clusters.union(run[0].1, other);
+        }
+    }
 
     let pairs = bucket_pairs(&keys, &has_shingles, bands);
     let joined = if verify {

@@ -253,24 +253,30 @@ fn drop_reason(
     None
 }
 
-/// Ranks of the chosen negatives, in rank order.
-fn choose(eligible: &[usize], options: &NegativeOptions, query: usize) -> Vec<usize> {
+/// Buffers reused across the queries one worker handles.
+#[derive(Default)]
+struct Scratch {
+    eligible: Vec<usize>,
+    order: Vec<usize>,
+}
+
+/// Positions in `scratch.eligible` of the chosen negatives, ascending, left in `scratch.order`.
+fn choose(scratch: &mut Scratch, options: &NegativeOptions, query: usize) {
+    let (eligible, order) = (&scratch.eligible, &mut scratch.order);
     let n = options.num_negatives;
+    order.clear();
+    order.extend(0..eligible.len());
     if eligible.len() <= n || options.sampling == Sampling::Top {
-        return eligible[..n.min(eligible.len())].to_vec();
+        order.truncate(n);
+        return;
     }
     let mut rng = SplitMix64::new(derive_seed(options.seed, query as u64));
-    let mut order: Vec<usize> = (0..eligible.len()).collect();
     for i in 0..n {
         let j = i + rng.below((eligible.len() - i) as u64) as usize;
         order.swap(i, j);
     }
-    let mut picked = order[..n].to_vec();
-    picked.sort_unstable();
-    picked
-        .into_iter()
-        .map(|position| eligible[position])
-        .collect()
+    order.truncate(n);
+    order.sort_unstable();
 }
 
 /// Fills one query's output row and returns its counters.
@@ -281,6 +287,7 @@ fn select_row(
     query: usize,
     k: usize,
     p: usize,
+    scratch: &mut Scratch,
     out_ids: &mut [i64],
     out_scores: &mut [f32],
     out_judged: &mut [bool],
@@ -288,22 +295,24 @@ fn select_row(
     let row = query_row(candidates, query, k, p);
     let range_max = options.range_max.unwrap_or(k);
     let mut counts = [0u64; 13];
-    let mut eligible = Vec::with_capacity(k);
+    scratch.eligible.clear();
     for rank in 0..k {
         match drop_reason(&row, rank, range_max, candidates, options) {
             Some(reason) => counts[reason] += 1,
-            None => eligible.push(rank),
+            None => scratch.eligible.push(rank),
         }
     }
-    let chosen = choose(&eligible, options, query);
-    for (slot, &rank) in chosen.iter().enumerate() {
+    choose(scratch, options, query);
+    for (slot, &position) in scratch.order.iter().enumerate() {
+        let rank = scratch.eligible[position];
         out_ids[slot] = row.ids[rank];
         out_scores[slot] = row.scores[rank];
         out_judged[slot] = row.labels.is_some_and(|labels| !labels[rank].is_nan());
     }
-    counts[NOT_SELECTED] = (eligible.len() - chosen.len()) as u64;
-    counts[SELECTED] = chosen.len() as u64;
-    counts[QUERIES_SHORT] = u64::from(chosen.len() < options.num_negatives);
+    let chosen = scratch.order.len();
+    counts[NOT_SELECTED] = (scratch.eligible.len() - chosen) as u64;
+    counts[SELECTED] = chosen as u64;
+    counts[QUERIES_SHORT] = u64::from(chosen < options.num_negatives);
     counts
 }
 
@@ -327,7 +336,19 @@ pub fn select_negatives(
     let counts = if n == 0 {
         (0..q)
             .into_par_iter()
-            .map(|query| select_row(candidates, options, query, k, p, &mut [], &mut [], &mut []))
+            .map_init(Scratch::default, |scratch, query| {
+                select_row(
+                    candidates,
+                    options,
+                    query,
+                    k,
+                    p,
+                    scratch,
+                    &mut [],
+                    &mut [],
+                    &mut [],
+                )
+            })
             .reduce(|| [0; 13], add_counts)
     } else {
         neg_ids
@@ -335,9 +356,14 @@ pub fn select_negatives(
             .zip(neg_scores.par_chunks_mut(n))
             .zip(neg_judged.par_chunks_mut(n))
             .enumerate()
-            .map(|(query, ((ids, scores), judged))| {
-                select_row(candidates, options, query, k, p, ids, scores, judged)
-            })
+            .map_init(
+                Scratch::default,
+                |scratch, (query, ((ids, scores), judged))| {
+                    select_row(
+                        candidates, options, query, k, p, scratch, ids, scores, judged,
+                    )
+                },
+            )
             .reduce(|| [0; 13], add_counts)
     };
     Ok(NegativeSelection {

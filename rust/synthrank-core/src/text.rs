@@ -22,11 +22,19 @@ pub enum ShingleKind {
 }
 
 pub fn normalize_one(text: &str) -> String {
+    // NFKC leaves ASCII unchanged and case folding of ASCII is lowercasing: the common fast path.
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
     let composed: String = text.nfkc().collect();
     caseless::default_case_fold_str(&composed)
 }
 
 pub fn is_word_char(c: char) -> bool {
+    // In ASCII the categories L*, N* and Pc are exactly the letters, the digits and '_'.
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric() || c == '_';
+    }
     matches!(
         get_general_category(c),
         Gc::UppercaseLetter
@@ -113,8 +121,17 @@ fn shingles(text: &str, n: usize, kind: ShingleKind) -> Vec<String> {
 
 /// The sorted, distinct FNV-1a 64 hashes of the shingles of `text` (normalised here); `n >= 1`.
 pub(crate) fn shingle_hash_set(text: &str, n: usize, kind: ShingleKind) -> Vec<u64> {
+    shingle_hash_set_of_normalized(&normalize_one(text), n, kind)
+}
+
+/// [`shingle_hash_set`] of a text that is already normalised.
+pub(crate) fn shingle_hash_set_of_normalized(
+    normalized: &str,
+    n: usize,
+    kind: ShingleKind,
+) -> Vec<u64> {
     let mut hashes = Vec::new();
-    for_each_shingle(&normalize_one(text), n, kind, |pieces| {
+    for_each_shingle(normalized, n, kind, |pieces| {
         let mut hasher = Fnv1a64::default();
         for piece in pieces {
             hasher.write(piece.as_bytes());

@@ -16,17 +16,14 @@ type Selection<'py> = (
     Vec<(&'static str, u64)>,
 );
 
-fn copy2<T: numpy::Element + Copy>(array: &PyReadonlyArray2<'_, T>) -> PyResult<Vec<T>> {
-    Ok(array.as_slice()?.to_vec())
+fn slice2<'a, T: numpy::Element>(array: &'a PyReadonlyArray2<'_, T>) -> PyResult<&'a [T]> {
+    Ok(array.as_slice()?)
 }
 
-fn copy1<T: numpy::Element + Copy>(
-    array: &Option<PyReadonlyArray1<'_, T>>,
-) -> PyResult<Option<Vec<T>>> {
-    array
-        .as_ref()
-        .map(|a| Ok(a.as_slice()?.to_vec()))
-        .transpose()
+fn slice1<'a, T: numpy::Element>(
+    array: &'a Option<PyReadonlyArray1<'_, T>>,
+) -> PyResult<Option<&'a [T]>> {
+    array.as_ref().map(|a| Ok(a.as_slice()?)).transpose()
 }
 
 fn table<T: numpy::Element>(
@@ -94,13 +91,16 @@ pub fn select_negatives<'py>(
             },
         ));
     }
-    let cand_ids = copy2(&cand_ids)?;
-    let cand_scores = copy2(&cand_scores)?;
-    let pos_ids = copy2(&pos_ids)?;
-    let pos_scores = pos_scores.as_ref().map(copy2).transpose()?;
-    let labels = labels.as_ref().map(copy2).transpose()?;
-    let doc_hashes = copy1(&doc_hashes)?;
-    let cluster_ids = copy1(&cluster_ids)?;
+    // The tables are large (queries x candidates), so the work reads them in place: the read-only
+    // borrows last the whole call, and, as with any NumPy function that releases the GIL, the
+    // caller must not write to them from another thread meanwhile.
+    let cand_ids = slice2(&cand_ids)?;
+    let cand_scores = slice2(&cand_scores)?;
+    let pos_ids = slice2(&pos_ids)?;
+    let pos_scores = pos_scores.as_ref().map(slice2).transpose()?;
+    let labels = labels.as_ref().map(slice2).transpose()?;
+    let doc_hashes = slice1(&doc_hashes)?;
+    let cluster_ids = slice1(&cluster_ids)?;
     let options = NegativeOptions {
         num_negatives,
         range_min,
@@ -117,13 +117,13 @@ pub fn select_negatives<'py>(
     let selection = run_detached(py, threads, || {
         let candidates = Candidates {
             n_queries,
-            cand_ids: &cand_ids,
-            cand_scores: &cand_scores,
-            pos_ids: &pos_ids,
-            pos_scores: pos_scores.as_deref(),
-            labels: labels.as_deref(),
-            doc_hashes: doc_hashes.as_deref(),
-            cluster_ids: cluster_ids.as_deref(),
+            cand_ids,
+            cand_scores,
+            pos_ids,
+            pos_scores,
+            labels,
+            doc_hashes,
+            cluster_ids,
         };
         core::select_negatives(&candidates, &options)
     })?

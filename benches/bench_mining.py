@@ -1,0 +1,331 @@
+"""Mining benchmarks: end-to-end mining from embeddings, and usearch vs exact search.
+
+1. End-to-end mining, embedding excluded: from the same L2-normalised embeddings (Q queries, 2Q
+   passages, dim 384) to training groups. synthrank = usearch top-100 search + `run_mine` (judge grades
+   for the top 20 and the source, reading/writing the run folder) with the native or the pure-Python
+   negative selector; sentence-transformers = `mine_hard_negatives` (exact torch search, n-tuple
+   output) fed the very same embeddings through its `cache_folder`. ST has no judge labels, so the
+   groups differ by design; the table compares time and memory, not outputs.
+2. Search: usearch (f32/f16/i8) vs exact blockwise search at 10k/100k/1M vectors of dim 384, 1,000
+   queries: build and search seconds, recall@10 and @100 against exact, peak memory.
+
+Script (prints one table): python benches/bench_mining.py [--queries 100000] [--search-sizes ...]
+pytest-benchmark (small sizes): pytest benches/bench_mining.py --benchmark-enable
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from synthrank.bench.measure import measure
+from synthrank.mining import MineConfig, run_mine
+from synthrank.records import Judgment, Passage, Query, RunLayout, to_json
+from synthrank.retrieval import (
+    Candidates,
+    IndexConfig,
+    ann_search,
+    exact_search,
+    recall_at_k,
+    run_index,
+    save_candidates,
+)
+
+DIM = 384
+JUDGED_DEPTH = 20
+
+
+def unit_vectors(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
+    v = rng.standard_normal((n, dim), dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return v
+
+
+def noisy_copies(rng: np.random.Generator, base: np.ndarray, noise: float) -> np.ndarray:
+    v = base + noise * rng.standard_normal(base.shape, dtype=np.float32) / np.sqrt(base.shape[1])
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def clustered_vectors(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
+    """Unit vectors around n/100 topic centroids (within-topic cosine about 0.6), like text embeddings;
+    uniform random vectors in 384 dimensions have no neighbourhood structure and flatter recall."""
+    centroids = unit_vectors(rng, max(10, n // 100), dim)
+    return noisy_copies(rng, centroids[rng.integers(0, len(centroids), size=n)], noise=0.8)
+
+
+@dataclass
+class MiningRun:
+    """A synthetic run folder up to the judge stage, plus the texts ST needs."""
+
+    layout: RunLayout
+    passage_texts: list[str]
+    query_texts: list[str]
+    source_rows: np.ndarray
+
+
+def make_mining_run(root: Path, n_queries: int, *, seed: int = 0) -> MiningRun:
+    """Q queries over 2Q passages; query i is a noisy copy of passage i (its source)."""
+    rng = np.random.default_rng(seed)
+    n_passages = 2 * n_queries
+    layout = RunLayout(root)
+    layout.passages.parent.mkdir(parents=True, exist_ok=True)
+    layout.embeddings.mkdir(parents=True, exist_ok=True)
+    passage_texts = [f"passage {i} about topic {i % 997}" for i in range(n_passages)]
+    query_texts = [f"query {i}" for i in range(n_queries)]
+    with open(layout.passages, "w", encoding="utf-8") as fh:
+        for i, text in enumerate(passage_texts):
+            fh.write(to_json(Passage(f"d{i}#0", f"d{i}", text)) + "\n")
+    with open(layout.queries, "w", encoding="utf-8") as fh:
+        for i, text in enumerate(query_texts):
+            fh.write(to_json(Query(f"q{i}", f"d{i}", f"d{i}#0", text, "question", "v1", "bench")) + "\n")
+    passages = clustered_vectors(rng, n_passages)
+    queries = noisy_copies(rng, passages[:n_queries], noise=0.8)
+    np.save(layout.embeddings / "passages.npy", passages)
+    np.save(layout.embeddings / "queries.npy", queries)
+    (layout.embeddings / "manifest.json").write_text(
+        json.dumps({"passages": {"count": n_passages}, "queries": {"count": n_queries}})
+    )
+    hashes = np.arange(n_passages, dtype=np.uint64)
+    clusters = np.arange(n_passages, dtype=np.int64)
+    dup = rng.choice(n_passages, size=n_passages // 50, replace=False)  # 2% near-duplicate pairs
+    clusters[dup] = clusters[(dup + 1) % n_passages]
+    np.savez(
+        layout.passage_arrays,
+        exact_hash=hashes,
+        cluster_id=clusters,
+        n_tokens=np.full(n_passages, 100, dtype=np.int32),
+        heldout=np.zeros(n_passages, dtype=bool),
+    )
+    return MiningRun(layout, passage_texts, query_texts, np.arange(n_queries))
+
+
+def search_candidates(run: MiningRun, k: int) -> None:
+    """The retrieve stage on precomputed embeddings: usearch f32 top-k -> candidates.npz."""
+    run_index(run.layout, IndexConfig())
+    from synthrank.retrieval import load_embeddings, open_index
+
+    queries = load_embeddings(run.layout, "queries")
+    ids, scores = ann_search(open_index(run.layout, IndexConfig()), queries, k, threads=0)
+    query_ids = np.asarray([f"q{i}" for i in range(len(queries))])
+    save_candidates(run.layout.candidates, Candidates(query_ids, ids, scores))
+
+
+def write_judgments(run: MiningRun, *, seed: int = 0) -> None:
+    """The judge stage: the source graded 3 (5% graded 1), the top 20 mostly 0/1 with 5% relevant."""
+    rng = np.random.default_rng(seed)
+    with np.load(run.layout.candidates) as data:
+        ids = data["ids"][:, :JUDGED_DEPTH]
+    with open(run.layout.judgments, "w", encoding="utf-8") as fh:
+        for qi, row in enumerate(ids.tolist()):
+            source = int(run.source_rows[qi])
+            grades = rng.choice([0, 1, 2, 3], p=[0.55, 0.40, 0.03, 0.02], size=len(row)).tolist()
+            pairs = [(source, 3 if rng.random() > 0.05 else 1)]
+            pairs += [(r, g) for r, g in zip(row, grades, strict=True) if r >= 0 and r != source]
+            for r, g in pairs:
+                j = Judgment(f"q{qi}", f"d{r}#0", f"d{r}", g, None, "", "v1", "bench")
+                fh.write(to_json(j) + "\n")
+
+
+def st_model() -> Any:
+    """Only its name and device are used: the embeddings come from the cache."""
+    from sentence_transformers import SentenceTransformer
+
+    from synthrank.models import resolve_model
+
+    return SentenceTransformer(resolve_model("sentence-transformers/all-MiniLM-L6-v2"), device="cpu")
+
+
+def st_mine(run: MiningRun, model: Any, k: int, num_negatives: int) -> Any:
+    """sentence-transformers' mine_hard_negatives on the same embeddings (through its cache)."""
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    cache = run.layout.root / "st_cache"
+    cache.mkdir(exist_ok=True)
+    name = model.model_card_data.base_model or ""
+    positives = [run.passage_texts[i] for i in run.source_rows]
+    corpus = list(dict.fromkeys(positives + run.passage_texts))  # what ST builds from positives + corpus
+    order = {t: i for i, t in enumerate(run.passage_texts)}
+    passages = np.load(run.layout.embeddings / "passages.npy")
+    for kind, texts, vectors in (
+        ("query", run.query_texts, np.load(run.layout.embeddings / "queries.npy")),
+        ("corpus", corpus, passages[[order[t] for t in corpus]]),
+    ):
+        digest = hashlib.sha256(repr((name, None, None, texts)).encode(), usedforsecurity=False).hexdigest()
+        np.save(cache / f"{kind}_embeddings_{digest}.npy", vectors)
+    dataset = Dataset.from_dict({"anchor": run.query_texts, "positive": positives})
+    return mine_hard_negatives(
+        dataset,
+        model,
+        corpus=run.passage_texts,
+        range_max=k,
+        num_negatives=num_negatives,
+        sampling_strategy="top",
+        output_format="n-tuple",
+        cache_folder=str(cache),
+        batch_size=256,
+        verbose=False,
+    )
+
+
+def bench_end_to_end(n_queries: int, k: int = 100, num_negatives: int = 7) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        run = make_mining_run(Path(tmp) / "run", n_queries)
+        search = measure(lambda: search_candidates(run, k))
+        write_judgments(run)
+        run_mine(run.layout, MineConfig(dev_fraction=0.0))  # warm-up: imports, page cache
+        for backend in ("native", "python"):
+            cfg = MineConfig(num_negatives=num_negatives, backend=backend, dev_fraction=0.0)
+            mined = measure(lambda cfg=cfg: run_mine(run.layout, cfg))
+            rows.append(
+                {
+                    "bench": f"mine {n_queries // 1000}k x {k}",
+                    "impl": f"synthrank {backend}",
+                    "seconds": search.seconds + mined.seconds,
+                    "detail": f"search {search.seconds:.1f}s + mine {mined.seconds:.1f}s, "
+                    f"{mined.result['train_groups']} groups",
+                    "peak_mb": max(search.peak_mb or 0, mined.peak_mb or 0),
+                }
+            )
+        model = st_model()
+        st = measure(lambda: st_mine(run, model, k, num_negatives))
+        rows.append(
+            {
+                "bench": f"mine {n_queries // 1000}k x {k}",
+                "impl": "sentence-transformers",
+                "seconds": st.seconds,
+                "detail": f"exact torch search + selection, {len(st.result)} rows",
+                "peak_mb": st.peak_mb,
+            }
+        )
+        shutil.rmtree(run.layout.root, ignore_errors=True)
+    return rows
+
+
+def bench_search(
+    n_vectors: int, dtypes: tuple[str, ...], n_queries: int = 1000, seed: int = 0
+) -> list[dict[str, Any]]:
+    from usearch.index import Index
+
+    rng = np.random.default_rng(seed)
+    passages = clustered_vectors(rng, n_vectors)
+    queries = noisy_copies(rng, passages[rng.choice(n_vectors, n_queries, replace=False)], noise=0.8)
+    exact = measure(lambda: exact_search(queries, passages, 100))
+    truth = exact.result[0]
+    label = f"search {n_vectors // 1000}k" if n_vectors < 1_000_000 else f"search {n_vectors // 1_000_000}M"
+    rows = [
+        {
+            "bench": label,
+            "impl": "exact (numpy blocks)",
+            "seconds": exact.seconds,
+            "detail": "recall 1.0",
+            "peak_mb": exact.peak_mb,
+        }
+    ]
+    for dtype in dtypes:
+        index = Index(
+            ndim=DIM, metric="cos", dtype=dtype, connectivity=16, expansion_add=128, expansion_search=128
+        )
+        built = measure(lambda index=index: index.add(np.arange(n_vectors), passages, threads=0))
+        found = measure(lambda index=index: ann_search(index, queries, 100, threads=0))
+        ids = found.result[0]
+        rows.append(
+            {
+                "bench": label,
+                "impl": f"usearch {dtype}",
+                "seconds": found.seconds,
+                "detail": f"build {built.seconds:.1f}s, "
+                f"recall@10 {recall_at_k(ids[:, :10], truth[:, :10]):.3f}, "
+                f"recall@100 {recall_at_k(ids, truth):.3f}, index {index.memory_usage / 2**20:.0f} MB",
+                "peak_mb": max(built.peak_mb or 0, found.peak_mb or 0),
+            }
+        )
+        del index
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"synthrank mining benchmarks ({os.cpu_count()} CPU cores)")
+    for column in ("bench", "impl", "seconds", "peak MB", "detail"):
+        table.add_column(column, justify="right" if column in ("seconds", "peak MB") else "left")
+    for r in rows:
+        peak = "-" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
+        table.add_row(r["bench"], r["impl"], f"{r['seconds']:.2f}", peak, r["detail"])
+    Console(width=160).print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=100_000)
+    parser.add_argument("--search-sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    rows = bench_end_to_end(args.queries) if args.queries else []
+    for size in args.search_sizes:
+        rows += bench_search(size, ("f16", "i8") if size >= 1_000_000 else ("f32", "f16"))
+        print_table(rows)
+    print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+# --- pytest-benchmark (small sizes; `pytest benches/bench_mining.py --benchmark-enable`) -----------
+
+
+@pytest.fixture(scope="module")
+def judged_run(tmp_path_factory: pytest.TempPathFactory) -> MiningRun:
+    run = make_mining_run(tmp_path_factory.mktemp("mining"), 2000)
+    search_candidates(run, 100)
+    write_judgments(run)
+    return run
+
+
+@pytest.mark.parametrize("backend", ["native", "python"])
+def test_bench_run_mine(benchmark: Any, judged_run: MiningRun, backend: str) -> None:
+    benchmark.group = "mine 2k x 100"
+    stats = benchmark(run_mine, judged_run.layout, MineConfig(backend=backend, dev_fraction=0.0))
+    assert stats["train_groups"] > 1500
+
+
+def test_bench_sentence_transformers_mine(benchmark: Any, judged_run: MiningRun) -> None:
+    benchmark.group = "mine 2k x 100"
+    result = benchmark(st_mine, judged_run, st_model(), 100, 7)
+    assert len(result) == 2000
+
+
+@pytest.mark.parametrize("impl", ["exact", "usearch"])
+def test_bench_search_10k(benchmark: Any, impl: str) -> None:
+    from usearch.index import Index
+
+    rng = np.random.default_rng(0)
+    passages = clustered_vectors(rng, 10_000)
+    queries = noisy_copies(rng, passages[:200], noise=0.8)
+    benchmark.group = "search 10k x 200 queries"
+    if impl == "exact":
+        ids, _ = benchmark(exact_search, queries, passages, 100)
+    else:
+        index = Index(
+            ndim=DIM, metric="cos", dtype="f32", connectivity=16, expansion_add=128, expansion_search=128
+        )
+        index.add(np.arange(len(passages)), passages)
+        ids, _ = benchmark(ann_search, index, queries, 100, 0)
+        assert recall_at_k(ids, exact_search(queries, passages, 100)[0]) > 0.8
+    assert ids.shape == (200, 100)
+
+
+if __name__ == "__main__":
+    main()
