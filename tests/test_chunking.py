@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -89,7 +90,7 @@ def test_parity_chunk_tokens(
     minilm_tokenizer: Path, docs: list[str], max_tokens: int, data: st.DataObject
 ) -> None:
     overlap = data.draw(st.integers(0, max_tokens - 1))
-    options = {"tokenizer": minilm_tokenizer, "max_tokens": max_tokens, "overlap": overlap}
+    options: dict[str, Any] = {"tokenizer": minilm_tokenizer, "max_tokens": max_tokens, "overlap": overlap}
     native = chunking.chunk_tokens(docs, backend="native", **options)
     python = chunking.chunk_tokens(docs, backend="python", **options)
     assert chunks_equal(native, python)
@@ -99,7 +100,11 @@ def test_parity_chunk_tokens(
 def test_parity_on_long_real_documents(liveqa_answers: list[str], minilm_tokenizer: Path) -> None:
     docs = [" ".join(liveqa_answers[:60]), *liveqa_answers[60:100]]
     for max_tokens, overlap in ((128, 32), (7, 0)):
-        options = {"tokenizer": minilm_tokenizer, "max_tokens": max_tokens, "overlap": overlap}
+        options: dict[str, Any] = {
+            "tokenizer": minilm_tokenizer,
+            "max_tokens": max_tokens,
+            "overlap": overlap,
+        }
         assert chunks_equal(
             chunking.chunk_tokens(docs, backend="native", **options),
             chunking.chunk_tokens(docs, backend="python", **options),

@@ -72,10 +72,11 @@ def test_folder_reader_keeps_metadata_for_evaluation(medquad_folder: Path) -> No
 @needs_release
 def test_ingest_holds_out_whole_focus_groups(medquad_folder: Path, tmp_path: Path) -> None:
     layout = RunLayout(tmp_path / "run")
-    cfg = IngestConfig(heldout_group="focus", heldout_fraction=0.5, seed=3)
-    counts = run_ingest(layout, cfg, medquad_folder)
+    counts = run_ingest(layout, IngestConfig(heldout_fraction=0.5, seed=3), medquad_folder)
     passages = list(read_jsonl(layout.passages, Passage))
-    heldout = set(json.loads(layout.split.read_text())["heldout_doc_ids"])
+    split = json.loads(layout.split.read_text())
+    assert split["heldout_group"] == "focus"  # MedQuAD's default
+    heldout = set(split["heldout_doc_ids"])
     side_by_focus: dict[str, set[bool]] = {}
     for p in passages:
         side_by_focus.setdefault(p.meta["focus"], set()).add(p.doc_id in heldout)

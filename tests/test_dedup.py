@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -16,11 +18,14 @@ WORDS = st.sampled_from(
     ["fever", "cough", "Fever", "rash", "the", "of", "pain", "acute", "ß", "Σ", "42", "—"]
 )
 SENTENCES = st.lists(WORDS, max_size=25).map(" ".join)
+# Unassigned code points (Cn) may differ: the native tables are newer than Python's database.
+ASSIGNED_TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs", "Cn")), max_size=30)
 
 
 def edited(sentence: str, data: st.DataObject) -> str:
     words = sentence.split()
-    if words and data.draw(st.booleans()):
+    change_a_word: bool = data.draw(st.booleans())
+    if words and change_a_word:
         words[data.draw(st.integers(0, len(words) - 1))] = data.draw(WORDS)
     return " ".join(words).upper() if data.draw(st.booleans()) else " ".join(words)
 
@@ -111,13 +116,13 @@ def test_bad_arguments_name_the_argument() -> None:
 @pytest.mark.native
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(st.one_of(SENTENCES, st.text(max_size=30)), max_size=8),
+    st.lists(st.one_of(SENTENCES, ASSIGNED_TEXT), max_size=8),
     st.sampled_from(["char", "word"]),
     st.integers(1, 6),
     st.integers(0, 2**64 - 1),
 )
 def test_parity_hashes_and_signatures(texts: list[str], shingle: str, size: int, seed: int) -> None:
-    options = {"num_perm": 16, "shingle_size": size, "shingle": shingle, "seed": seed}
+    options: dict[str, Any] = {"num_perm": 16, "shingle_size": size, "shingle": shingle, "seed": seed}
     native, python = (dedup.minhash_signatures(texts, backend=b, **options) for b in BACKENDS)
     assert np.array_equal(native, python)
     native, python = (dedup.exact_hashes(texts, backend=b) for b in BACKENDS)
@@ -146,7 +151,7 @@ def test_parity_near_duplicates(
     bases: list[str], data: st.DataObject, threshold: float, shingle: str, verify: bool
 ) -> None:
     texts = [edited(data.draw(st.sampled_from(bases)), data) for _ in range(data.draw(st.integers(0, 14)))]
-    options = {
+    options: dict[str, Any] = {
         "threshold": threshold,
         "num_perm": 32,
         "shingle_size": 3,

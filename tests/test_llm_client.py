@@ -212,3 +212,15 @@ def test_missing_usage_is_estimated_with_a_tokenizer(fake_server: FakeServer) ->
     summary = asyncio.run(one())
     assert summary["estimated_calls"] == 1
     assert summary["prompt_tokens"] > 5 and summary["completion_tokens"] > 3  # type: ignore[operator]
+
+
+def test_offline_replays_the_cache_and_never_calls_the_server(
+    fake_server: FakeServer, tmp_path: Path
+) -> None:
+    with ResponseCache(tmp_path / "cache.sqlite") as cache:
+        recorded = asyncio.run(ask_many(config(fake_server), 2, cache))
+        replayed = asyncio.run(ask_many(config(fake_server, offline=True), 2, cache))
+        assert [r.content for r in replayed] == [r.content for r in recorded]
+        with pytest.raises(LLMError, match="offline"):
+            asyncio.run(ask_many(config(fake_server, offline=True), 3, cache))
+    assert fake_server.stats()["requests"] == 2

@@ -24,7 +24,7 @@ LONG_QUESTION = (
 
 
 def query(i: int, text: str) -> Query:
-    return Query(f"q{i}", "d0", "p0", text, "question", "generate-v2", "fake")
+    return Query(f"q{i:02d}", "d0", "p0", text, "question", "generate-v2", "fake")  # ids sort like the input
 
 
 CASES = [

@@ -78,7 +78,8 @@ def test_generate_and_judge_with_a_real_llm(llm_url: str, tmp_path: Path) -> Non
 
     run_filter(layout, FilterConfig(min_words=2))
     layout.queries.write_text(layout.raw_queries.read_text())  # judge both, whatever the filter thinks
-    ids = np.array([[1], [0]], dtype=np.int64)  # each query's candidate is the other passage
+    other = {"m0": 1, "m1": 0}  # each query's candidate is the row of the other passage
+    ids = np.array([[other[q["passage_id"]]] for q in raw], dtype=np.int64)
     query_ids = np.array([q["query_id"] for q in raw])
     np.savez(layout.candidates, query_ids=query_ids, ids=ids, scores=np.ones(ids.shape, np.float32))
 

@@ -254,3 +254,20 @@ def test_cli_rejects_bad_options(tmp_path: Path, bad: list[str]) -> None:
     proc = cli(["generate", "--run", str(layout.root), *bad])
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "Traceback" not in err
+
+
+def test_cli_ctrl_c_keeps_finished_work_and_exits_130(fake_server: FakeServer, tmp_path: Path) -> None:
+    layout = make_run(
+        tmp_path / "run", [Passage(f"c{i}", f"dc{i}", f"{PASSAGES[i % 5].text} Note {i}.") for i in range(20)]
+    )
+    fake_server.control(delay=0.2)
+    proc = cli(["generate", "--run", str(layout.root), "--base-url", fake_server.url, "--n-queries", "1",
+                "--keyword-ratio", "0", "--concurrency", "2"])  # fmt: skip
+    deadline = time.monotonic() + 60
+    while fake_server.stats()["hits"] < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    written = read_lines(layout.raw_queries)  # whole lines only, each a finished reply
+    assert 2 <= len(written) < 20 and all(q["text"] for q in written)

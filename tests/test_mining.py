@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def groups(layout: RunLayout) -> dict[str, TrainGroup]:
 
 def test_false_negative_guard_and_positives(tmp_path: Path) -> None:
     layout = make_run(tmp_path, q0_judgments())
-    stats = run_mine(layout, MineConfig(num_negatives=5, dev_fraction=0.0))
+    stats = run_mine(layout, MineConfig(num_negatives=5, negative_max_grade=1, dev_fraction=0.0))
     g = groups(layout)["q0"]
     assert g.pos_ids == ["d0#0", "d3#0", "d4#0"]  # grade 3, 3, 2: best first
     assert g.query == "question 0" and g.pos[0] == "passage text 0"
@@ -96,6 +97,13 @@ def test_false_negative_guard_and_positives(tmp_path: Path) -> None:
     selection = stats["negative_selection"]
     assert selection["duplicate_of_positive"] >= 1 and selection["near_duplicate_of_positive"] >= 1
     assert stats["withheld_candidates_removed"] >= 1
+
+
+def test_on_topic_passages_are_not_negatives_by_default(tmp_path: Path) -> None:
+    layout = make_run(tmp_path, q0_judgments(other_queries=False))
+    stats = run_mine(layout, MineConfig(num_negatives=5, dev_fraction=0.0))
+    assert groups(layout)["q0"].neg_ids == ["d7#0", "d9#0", "d11#0", "d13#0", "d15#0"]  # grade 0 only
+    assert stats["negative_selection"]["judged_ambiguous"] == 7  # the grade-1 rows 6, 8, ..., 18
 
 
 def test_drops_are_counted_by_reason(tmp_path: Path) -> None:
@@ -116,9 +124,10 @@ def test_drops_are_counted_by_reason(tmp_path: Path) -> None:
 
 def test_too_few_negatives_and_unjudged_easier_negatives(tmp_path: Path) -> None:
     layout = make_run(tmp_path, q0_judgments(other_queries=False), k=30)
-    stats = run_mine(layout, MineConfig(num_negatives=20, dev_fraction=0.0))
+    cfg = MineConfig(num_negatives=20, negative_max_grade=1, dev_fraction=0.0)
+    stats = run_mine(layout, cfg)
     assert stats["dropped"]["too_few_negatives"] == 1 and not groups(layout)
-    stats = run_mine(layout, MineConfig(num_negatives=20, dev_fraction=0.0, allow_unjudged=True))
+    stats = run_mine(layout, dataclasses.replace(cfg, allow_unjudged=True))
     g = groups(layout)["q0"]
     assert len(g.neg) == 20 and g.neg_judged.count(False) == 6  # rows 20-25 were never judged
     assert g.neg_ids[-6:] == [f"d{r}#0" for r in range(20, 26)] and stats["unjudged_negatives"] == 6
@@ -188,4 +197,13 @@ def test_cli_prints_the_table_and_reports_missing_inputs(tmp_path: Path) -> None
     result = CliRunner().invoke(main, ["mine", "--run", str(layout.root)])
     assert result.exit_code == 2 and "judgments.jsonl" in result.output and "Traceback" not in result.output
     with pytest.raises(InputFormatError, match="judge"):
+        run_mine(layout, MineConfig())
+
+
+def test_a_malformed_judgment_line_is_named(tmp_path: Path) -> None:
+    layout = make_run(tmp_path, q0_judgments())
+    lines = layout.judgments.read_text().splitlines()
+    lines[3] = lines[3][:-5]  # a truncated JSON object
+    layout.judgments.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputFormatError, match=r"judgments\.jsonl:4: invalid JSON"):
         run_mine(layout, MineConfig())

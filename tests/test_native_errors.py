@@ -6,6 +6,8 @@ These call `synthrank._native` directly, past the Python-side checks, to prove t
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,11 +19,11 @@ pytestmark = pytest.mark.native
 
 
 @pytest.fixture(scope="module")
-def native():  # type: ignore[no-untyped-def]
+def native() -> ModuleType:
     return _backend.get("native")
 
 
-def test_core_checks_windows_shingles_and_thresholds(native) -> None:  # type: ignore[no-untyped-def]
+def test_core_checks_windows_shingles_and_thresholds(native: ModuleType) -> None:
     with pytest.raises(InvalidArgumentError, match="overlap"):
         native.chunk_words(["a b"], 2, 2)
     with pytest.raises(InvalidArgumentError, match="max_tokens"):
@@ -36,7 +38,7 @@ def test_core_checks_windows_shingles_and_thresholds(native) -> None:  # type: i
         native.minhash_signatures(["a"], 8, 5, "line", 0)
 
 
-def test_core_checks_tokenizer_files(native, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_core_checks_tokenizer_files(native: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(TokenizerError, match=r"missing\.json"):
         native.chunk_tokens(["a"], str(tmp_path / "missing.json"), 8, 0)
     corrupt = tmp_path / "tokenizer.json"
@@ -45,7 +47,7 @@ def test_core_checks_tokenizer_files(native, tmp_path: Path) -> None:  # type: i
         native.chunk_tokens(["a"], str(corrupt), 8, 0)
 
 
-def test_core_checks_negative_tables(native) -> None:  # type: ignore[no-untyped-def]
+def test_core_checks_negative_tables(native: ModuleType) -> None:
     ids = np.array([[0, 5]], dtype=np.int64)
     scores = np.zeros((1, 2), dtype=np.float32)
     pos = np.array([[1]], dtype=np.int64)
@@ -60,15 +62,27 @@ def test_core_checks_negative_tables(native) -> None:  # type: ignore[no-untyped
         native.select_negatives(ids, scores, pos, 1, *defaults[:9], "best", *defaults[10:])
     with pytest.raises(InvalidArgumentError, match="eligible"):
         native.sample_uniform(5, 2, 0, np.ones(4, dtype=bool))
+    with pytest.raises(InvalidArgumentError, match="num_negatives"):
+        native.select_negatives(ids, scores, pos, 10**9, *defaults)
+    with pytest.raises(InvalidArgumentError, match="num_perm"):
+        native.lsh_params(0.5, 10**7)
 
 
-def test_wrong_dtypes_raise_type_errors_not_crashes(native) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_dtypes_raise_type_errors_not_crashes(native: ModuleType) -> None:
     with pytest.raises(TypeError):
         native.length_mask(np.zeros(3, dtype=np.float64))
     with pytest.raises(TypeError):
         native.normalize([1, 2])
     with pytest.raises(OverflowError):
         native.sample_uniform(-1, 2, 0)
+
+
+def test_lone_surrogates_are_bad_input() -> None:
+    for backend in ("native", "python"):
+        with pytest.raises(InvalidArgumentError, match="surrogate"):
+            text.fnv1a64(["ok", "bad \ud800"], backend=backend)
+    with pytest.raises(InvalidArgumentError, match="surrogate"):
+        dedup.near_duplicates(["bad \udfff"], backend="native")
 
 
 def test_thread_count_does_not_change_results(liveqa_answers: list[str]) -> None:
@@ -96,10 +110,11 @@ def test_missing_extension_falls_back_with_one_warning(monkeypatch: pytest.Monke
 
     real_import = builtins.__import__
 
-    def no_native(name: str, globals=None, locals=None, fromlist=(), level=0):  # type: ignore[no-untyped-def]
+    def no_native(name: str, *args: Any, **kwargs: Any) -> Any:
+        fromlist = args[2] if len(args) > 2 else kwargs.get("fromlist")
         if fromlist and "_native" in fromlist:
             raise ImportError("no extension")
-        return real_import(name, globals, locals, fromlist, level)
+        return real_import(name, *args, **kwargs)
 
     _backend._native_module.cache_clear()
     monkeypatch.setattr(builtins, "__import__", no_native)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -116,7 +118,7 @@ def test_random_sampling_is_seeded_and_kept_in_rank_order(backend: str) -> None:
 def test_bad_arguments_name_the_argument() -> None:
     ids, scores, pos = np.zeros((2, 3), dtype=np.int64), np.zeros((2, 3), dtype=np.float32), np.zeros((2, 1))
     pos = pos.astype(np.int64)
-    cases = [
+    cases: list[tuple[str, dict[str, Any]]] = [
         ("cand_scores", {"cand_scores": np.zeros((2, 4), dtype=np.float32)}),
         ("cand_ids", {"cand_ids": np.zeros((2, 3), dtype=np.float64)}),
         ("cand_ids", {"cand_ids": np.zeros(3, dtype=np.int64)}),
@@ -131,7 +133,13 @@ def test_bad_arguments_name_the_argument() -> None:
         ("negative_max_label", {"negative_max_label": 3.0}),
     ]
     for argument, override in cases:
-        arguments = {"cand_ids": ids, "cand_scores": scores, "pos_ids": pos, "num_negatives": 2, **override}
+        arguments: dict[str, Any] = {
+            "cand_ids": ids,
+            "cand_scores": scores,
+            "pos_ids": pos,
+            "num_negatives": 2,
+            **override,
+        }
         with pytest.raises(InvalidArgumentError, match=argument):
             negatives.select_negatives(**arguments)
 
@@ -161,10 +169,10 @@ def test_bad_arguments_name_the_argument() -> None:
     ),
 )
 def test_parity_select_negatives(
-    case_seed: int, n_queries: int, num_negatives: int, sampling: str, extra: dict
+    case_seed: int, n_queries: int, num_negatives: int, sampling: str, extra: dict[str, Any]
 ) -> None:
     case = random_case(case_seed, n_queries=n_queries)
-    options = {name: case[name] if value is TABLE else value for name, value in extra.items()}
+    options: dict[str, Any] = {name: case[name] if value is TABLE else value for name, value in extra.items()}
     native, python = (
         negatives.select_negatives(
             case["cand_ids"],

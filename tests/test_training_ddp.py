@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -30,7 +29,6 @@ torch.save(trainer.model.state_dict(), Path({out!r}) / f"rank{{os.environ['RANK'
 """
 
 
-@pytest.mark.slow
 def test_two_gloo_ranks_end_with_identical_weights(tmp_path: Path) -> None:
     model = tiny_model(tmp_path / "tiny")
     layout = tiny_run(tmp_path / "run")

@@ -4,6 +4,8 @@ This is the only module that imports `synthrank._native`. The default comes from
 variable SYNTHRANK_BACKEND ("native" unless set); when the extension is missing, "native" falls back
 to the twin with one warning. A panic inside the native core reaches Python as PyO3's
 PanicException (a BaseException); `call` turns it into `NativePanicError` so callers can catch it.
+A text with a lone surrogate becomes InvalidArgumentError (the twin may accept it where UTF-8 is
+not needed; the native core never can).
 """
 
 from __future__ import annotations
@@ -67,6 +69,10 @@ def call(backend: str | None, function: str, *args: Any, **kwargs: Any) -> Any:
 def guarded(implementation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
         return implementation(*args, **kwargs)
+    except UnicodeEncodeError as error:
+        # Python strings may hold lone surrogates; UTF-8 (and so the native core) cannot.
+        bad = error.object[error.start : error.end]
+        raise InvalidArgumentError(f"texts: lone surrogate {bad!r} cannot be encoded as UTF-8") from error
     except BaseException as error:
         if is_panic(error):
             name = getattr(implementation, "__qualname__", repr(implementation))

@@ -22,7 +22,7 @@ from synthrank import _backend, _checks
 from synthrank.errors import InvalidArgumentError, TokenizerError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays have no single truth value to compare by
 class Chunks:
     """Passages as parallel arrays: doc_index (int64), start and end (int64), n_tokens (int32)."""
 

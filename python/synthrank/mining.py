@@ -16,7 +16,9 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +27,16 @@ import numpy as np
 
 from synthrank import negatives
 from synthrank.errors import ConfigError, InputFormatError
-from synthrank.records import Judgment, Passage, Query, RunLayout, TrainGroup, read_jsonl, write_jsonl_atomic
+from synthrank.records import (
+    Judgment,
+    Passage,
+    Query,
+    RunLayout,
+    TrainGroup,
+    from_dict,
+    read_jsonl,
+    write_jsonl_atomic,
+)
 from synthrank.retrieval import load_candidates
 
 DROP_REASONS = (
@@ -42,7 +53,7 @@ class MineConfig:
     """Options of the mine stage (section [mine] of synthrank.toml)."""
 
     positive_min_grade: int = 2
-    negative_max_grade: int = 1  # "on topic only" passages make the hardest true negatives
+    negative_max_grade: int = 0  # 0 = unrelated only; 1 also takes "on topic, does not answer"
     max_positives: int = 3
     num_negatives: int = 7
     min_negatives: int | None = None  # None: num_negatives (the HF columns need a full row)
@@ -91,9 +102,29 @@ def _passages_at(path: Path, rows: set[int]) -> dict[int, Passage]:
     with open(path, encoding="utf-8") as fh:
         for row, line in enumerate(fh):
             if row in rows:
-                data = json.loads(line)
-                found[row] = Passage(**data)
+                found[row] = from_dict(Passage, json.loads(line), path, row + 1)
     return found
+
+
+def _judged_pairs(path: Path) -> Iterable[tuple[str, str, int | None]]:
+    """(query_id, passage_id, grade) per judgment line.
+
+    pyarrow parses millions of lines in C++; anything it rejects (a malformed or partial line, a
+    missing id) is re-read with `read_jsonl`, whose error names the file and line.
+    """
+    import pyarrow as pa
+    import pyarrow.json as paj
+
+    schema = pa.schema([("query_id", pa.string()), ("passage_id", pa.string()), ("grade", pa.int64())])
+    options = paj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    try:
+        table = paj.read_json(path, parse_options=options)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        table = None
+    if table is None or table["query_id"].null_count or table["passage_id"].null_count:
+        return ((j.query_id, j.passage_id, j.grade) for j in read_jsonl(path, Judgment))
+    columns = (table[name].to_pylist() for name in ("query_id", "passage_id", "grade"))
+    return zip(*columns, strict=True)
 
 
 def _load_grades(path: Path) -> tuple[dict[str, dict[str, int | None]], Counter[str]]:
@@ -101,8 +132,8 @@ def _load_grades(path: Path) -> tuple[dict[str, dict[str, int | None]], Counter[
     if not path.is_file():
         raise InputFormatError(path, None, "missing: run `synthrank judge` first")
     grades: dict[str, dict[str, int | None]] = {}
-    for j in read_jsonl(path, Judgment):
-        grades.setdefault(j.query_id, {})[j.passage_id] = j.grade
+    for query_id, passage_id, grade in _judged_pairs(path):
+        grades.setdefault(query_id, {})[passage_id] = grade
     histogram: Counter[str] = Counter()
     for per_query in grades.values():
         histogram.update("unparsable" if g is None else str(g) for g in per_query.values())
@@ -195,8 +226,11 @@ def _write_dev(
 
 def _write_hf(folder: Path, groups: list[TrainGroup], num_negatives: int) -> None:
     """The groups as a `datasets` folder: query, positive (the best), negative_1..n."""
+    import datasets
     from datasets import Dataset
 
+    if not sys.stderr.isatty():  # like synthrank's own bars: quiet in logs and pipes
+        datasets.disable_progress_bars()
     columns: dict[str, list[str]] = {
         "query": [g.query for g in groups],
         "positive": [g.pos[0] for g in groups],

@@ -23,9 +23,10 @@ from synthrank import _backend, _checks
 from synthrank.errors import InvalidArgumentError
 
 SAMPLING_MODES = ("top", "random")
+MAX_NEGATIVES = 65_536  # far more than any training group needs; bounds the output allocation
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays have no single truth value to compare by
 class NegativeSelection:
     """neg_ids int64[Q, n] (-1 padded), neg_scores float32[Q, n], neg_judged bool[Q, n], counts."""
 
@@ -35,11 +36,14 @@ class NegativeSelection:
     counts: dict[str, int]
 
 
-def _check_ids_in_range(name: str, ids: np.ndarray, size: int, table: str) -> None:
-    if ids.size and int(ids.max()) >= size:
-        raise InvalidArgumentError(
-            f"{name}: id {int(ids.max())} is out of range for {table} of length {size}"
-        )
+def _check_ids_in_range(ids: np.ndarray, positives: np.ndarray, tables: dict[str, np.ndarray | None]) -> None:
+    largest = {name: int(arr.max()) for name, arr in (("cand_ids", ids), ("pos_ids", positives)) if arr.size}
+    for table_name, table in tables.items():
+        for name, value in largest.items():
+            if table is not None and value >= len(table):
+                raise InvalidArgumentError(
+                    f"{name}: id {value} is out of range for {table_name} of length {len(table)}"
+                )
 
 
 def select_negatives(
@@ -82,10 +86,7 @@ def select_negatives(
         raise InvalidArgumentError(
             f"cluster_ids: length {len(clusters)} does not match doc_hashes length {len(hashes)}"
         )
-    for table_name, table in (("doc_hashes", hashes), ("cluster_ids", clusters)):
-        if table is not None:
-            _check_ids_in_range("cand_ids", ids, len(table), table_name)
-            _check_ids_in_range("pos_ids", positives, len(table), table_name)
+    _check_ids_in_range(ids, positives, {"doc_hashes": hashes, "cluster_ids": clusters})
 
     k = ids.shape[1]
     range_min = _checks.integer("range_min", range_min, minimum=0)
@@ -104,7 +105,7 @@ def select_negatives(
             f"negative_max_label: must be <= relevant_min_label ({relevant}), got {negative}"
         )
     options: dict[str, Any] = {
-        "num_negatives": _checks.integer("num_negatives", num_negatives, minimum=0),
+        "num_negatives": _checks.integer("num_negatives", num_negatives, minimum=0, maximum=MAX_NEGATIVES),
         "pos_scores": positive_scores,
         "labels": label_arr,
         "doc_hashes": hashes,

@@ -28,10 +28,11 @@ leave at most one partial last line, which `repair_tail` cuts off before a resum
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -99,16 +100,25 @@ class TrainGroup:
 R = TypeVar("R", Passage, Query, Judgment, TrainGroup)
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[tuple[str, ...], frozenset[str]]:
+    """(all field names, required ones) of a record class; cached: read per line of large files."""
+    names = tuple(f.name for f in fields(cls))
+    required = frozenset(f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING)
+    return names, required
+
+
 def to_json(record: Passage | Query | Judgment | TrainGroup) -> str:
-    return json.dumps(asdict(record), ensure_ascii=False, separators=(",", ":"))
+    # Field values are JSON types already (str, int, float, list, dict): no deep copy like asdict's.
+    data = {name: getattr(record, name) for name in _field_names(type(record))[0]}
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def from_dict(cls: type[R], data: Any, path: Path | str, line: int) -> R:
     """Build a record from a parsed JSON line, naming file and line when a field is wrong."""
     if not isinstance(data, dict):
         raise InputFormatError(path, line, f"expected a JSON object, got {type(data).__name__}")
-    names = {f.name for f in fields(cls)}
-    required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+    names, required = _field_names(cls)
     missing = sorted(required - data.keys())
     if missing:
         raise InputFormatError(path, line, f"missing field(s) {', '.join(missing)}")

@@ -171,6 +171,9 @@ def encode_to_npy(
         if row != count:
             raise InputFormatError(out, None, f"expected {count} texts, encoded {row}")
         array.flush()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         if pool is not None:
             model.stop_multi_process_pool(pool)
@@ -350,6 +353,9 @@ def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
 
 
 def trainable_rows(layout: RunLayout) -> np.ndarray:
+    """Passage rows outside held-out and excluded documents: the only ones that may be candidates."""
+    if not layout.passage_arrays.is_file():
+        raise InputFormatError(layout.passage_arrays, None, "missing: run `synthrank ingest` first")
     with np.load(layout.passage_arrays) as data:
         return np.flatnonzero(~data["heldout"]).astype(np.int64)
 

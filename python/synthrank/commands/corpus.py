@@ -45,7 +45,7 @@ def stage_command(func: Callable[..., dict[str, Any]]) -> Callable[..., None]:
 
 @click.command(
     epilog="Examples:\n\n\b\n"
-    "  synthrank ingest ../shared/data/medquad-xml.tar.gz --run runs/med --heldout-group focus\n"
+    "  synthrank ingest ../shared/data/medquad-xml.tar.gz --run runs/med --heldout-fraction 0.1\n"
     "  synthrank ingest corpus.jsonl --run runs/mine --id-field doc_id --text-field body --on-error skip"
 )
 @click.argument("source", type=click.Path(path_type=Path))
@@ -78,7 +78,7 @@ def stage_command(func: Callable[..., dict[str, Any]]) -> Callable[..., None]:
 @click.option(
     "--heldout-group",
     default=None,
-    help="Meta key grouping documents for the held-out split (MedQuAD: focus).",
+    help="Meta key grouping documents for the held-out split (default: focus for MedQuAD, else none).",
 )
 @click.option(
     "--exclude-docs",
@@ -238,7 +238,13 @@ def retrieve(
 )
 @RUN_OPTION
 @click.option("--positive-min-grade", default=2, show_default=True, type=click.IntRange(1, 3))
-@click.option("--negative-max-grade", default=1, show_default=True, type=click.IntRange(0, 2))
+@click.option(
+    "--negative-max-grade",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2),
+    help="Highest grade a negative may have (1 also takes on-topic passages that do not answer).",
+)
 @click.option("--max-positives", default=3, show_default=True, type=click.IntRange(min=1))
 @click.option("--num-negatives", default=7, show_default=True, type=click.IntRange(min=1))
 @click.option("--min-negatives", default=None, type=click.IntRange(min=0), help="Default: --num-negatives.")

@@ -67,6 +67,7 @@ def llm_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Request cache file (default RUN/llm_cache.sqlite); share one between runs.",
         ),
         click.option("--refresh", is_flag=True, help="Ignore cached answers (new answers replace them)."),
+        click.option("--offline", is_flag=True, help="Answer only from the cache; a miss fails that call."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -89,6 +90,7 @@ def build_llm_config(kw: dict[str, Any]) -> Any:
         max_cost=kw.pop("max_cost"),
         cache=kw.pop("cache_path"),
         refresh=kw.pop("refresh"),
+        offline=kw.pop("offline"),
     )
 
 
@@ -205,6 +207,13 @@ def filter_queries(run_dir: Path, **kw: Any) -> dict[str, Any]:
     default=True,
     show_default=True,
     help="Ask for grade-token logprobs to record an expected grade.",
+)
+@click.option("--few-shot", default=4, show_default=True, type=click.IntRange(min=0), help="Graded examples.")
+@click.option(
+    "--examples",
+    "few_shot_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Graded example JSONL (query, passage, grade).",
 )
 @click.option(
     "--prompts",

@@ -65,7 +65,8 @@ class IngestConfig:
     num_perm: int = 128
     shingle_size: int = 5
     heldout_fraction: float = 0.1
-    heldout_group: str | None = None  # a meta key grouping documents for the split; None/empty = doc_id
+    # a meta key grouping documents for the split (None: "focus" for MedQuAD, else the doc id)
+    heldout_group: str | None = None
     exclude_docs: Path | None = None
     seed: int = 0
     on_error: Literal["raise", "skip"] = "raise"
@@ -106,11 +107,15 @@ def detect_format(path: Path) -> str:
     raise InputFormatError(path, None, "cannot tell the format from the name; pass --format")
 
 
-def read_documents(path: Path, cfg: IngestConfig) -> Iterator[Record]:
-    """Open `path` with the reader its format needs."""
+def resolve_format(path: Path, cfg: IngestConfig) -> str:
     if not path.exists():
         raise InputFormatError(path, None, "no such file or folder")
-    fmt = detect_format(path) if cfg.format == "auto" else cfg.format
+    return detect_format(path) if cfg.format == "auto" else cfg.format
+
+
+def read_documents(path: Path, cfg: IngestConfig) -> Iterator[Record]:
+    """Open `path` with the reader its format needs."""
+    fmt = resolve_format(path, cfg)
     names = FieldNames(cfg.id_field, cfg.text_field, cfg.title_field, tuple(cfg.meta_fields))
     readers = {
         "jsonl": lambda: read_jsonl(path, names),
@@ -207,6 +212,8 @@ def run_ingest(layout: RunLayout, cfg: IngestConfig, source: Path | str) -> dict
     """Read `source`, chunk, dedupe and split it into `layout`'s corpus files; return the counts."""
     cfg.validate()
     source = Path(source)
+    # MedQuAD's questions are templated per focus: splitting by answer would leak topics into training
+    group_key = cfg.heldout_group or ("focus" if resolve_format(source, cfg) == "medquad" else None)
     excluded_ids = read_exclude_file(cfg.exclude_docs) if cfg.exclude_docs else set()
     tokenizer = resolve_model(cfg.tokenizer)
     layout.passages.parent.mkdir(parents=True, exist_ok=True)
@@ -236,7 +243,7 @@ def run_ingest(layout: RunLayout, cfg: IngestConfig, source: Path | str) -> dict
                         excluded_seen.append(doc.doc_id)
                         doc_withheld[i] = True
                     elif cfg.heldout_fraction > 0:
-                        group = doc.meta.get(cfg.heldout_group, "") if cfg.heldout_group else ""
+                        group = doc.meta.get(group_key, "") if group_key else ""
                         if (
                             _unit_hash(group.casefold().strip() or doc.doc_id, cfg.seed)
                             < cfg.heldout_fraction
@@ -288,7 +295,7 @@ def run_ingest(layout: RunLayout, cfg: IngestConfig, source: Path | str) -> dict
                 "heldout_doc_ids": heldout_docs,
                 "excluded_doc_ids": excluded_seen,
                 "heldout_fraction": cfg.heldout_fraction,
-                "heldout_group": cfg.heldout_group,
+                "heldout_group": group_key,
                 "seed": cfg.seed,
             },
         )

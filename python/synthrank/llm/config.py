@@ -39,6 +39,7 @@ class LLMConfig:
     price_prompt, price_completion: cost per 1M tokens; max_cost: stop the stage at this spend.
     rest_after, rest_seconds: an endpoint failing `rest_after` times in a row rests that long.
     cache: SQLite request cache (None = the run folder's `llm_cache.sqlite`); refresh ignores it.
+    offline: answer only from the cache (replaying a recorded run); a miss fails that call.
     """
 
     base_urls: list[str] = field(default_factory=list)
@@ -74,6 +75,8 @@ class LLMConfig:
                 raise ConfigError(f"[llm] {name}: must be > 0 when set, got {value}")
         if self.retries < 0 or self.price_prompt < 0 or self.price_completion < 0:
             raise ConfigError("[llm] retries, price_prompt and price_completion must be >= 0")
+        if self.offline and self.refresh:
+            raise ConfigError("[llm] offline and refresh exclude each other (refresh asks the server again)")
 
     def resolved(self) -> LLMConfig:
         """A copy with base URLs, model and key filled in from the environment where unset."""

@@ -28,7 +28,7 @@ STYLES = ("question", "keywords")
 TEMPLATE = "generate_queries"
 EXAMPLES = "query_examples.jsonl"
 _LINE_PREFIX = re.compile(
-    r"^\s*(?:[-*•]+|\(?\d{1,2}[.):]|(?:query|question|keywords?|keyword query)\s*\d*\s*[:.)-])\s*",
+    r"^\s*(?:[-*•]+|\(?\d{1,2}[.):]|(?:query|question|keywords?|keyword query)\s*\d*\s*[:.)])\s*",
     re.IGNORECASE,
 )
 

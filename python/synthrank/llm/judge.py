@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from synthrank.errors import ConfigError, InputFormatError
+from synthrank.errors import ConfigError, InputFormatError, InvalidArgumentError
 from synthrank.llm.cache import ResponseCache
 from synthrank.llm.client import LLMClient, Reply, ReplyFormatError
 from synthrank.llm.config import LLMConfig
@@ -212,8 +212,8 @@ def plan_pairs(
         rows: list[int] = []
         if cfg.include_source:
             if query.passage_id not in row_of:
-                raise InputFormatError(
-                    candidates, None, f"source passage {query.passage_id!r} of {query.query_id} unknown"
+                raise InvalidArgumentError(
+                    f"query {query.query_id}: source passage {query.passage_id!r} is not in the passages"
                 )
             rows.append(row_of[query.passage_id])
         if query.query_id in cand_row:

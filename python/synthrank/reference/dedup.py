@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -73,13 +73,22 @@ def minhash_signatures(
     return np.array(rows, dtype=np.uint64).reshape(len(texts), num_perm)
 
 
-def integrate(function, low: float, high: float) -> float:  # type: ignore[no-untyped-def]
+def integrate(function: Callable[[float], float], low: float, high: float) -> float:
     """Midpoint rule; the native core sums the same terms in the same order."""
     width = (high - low) / INTEGRATION_STEPS
     total = 0.0
     for step in range(INTEGRATION_STEPS):
         total += function(low + (step + 0.5) * width)
     return total * width
+
+
+def candidate_probability(s: float, b: float, r: float) -> float:
+    """Chance that two sets of Jaccard similarity s share a bucket in at least one of b bands of r rows."""
+    return 1.0 - (1.0 - s**r) ** b
+
+
+def missed_probability(s: float, b: float, r: float) -> float:
+    return 1.0 - (1.0 - (1.0 - s**r) ** b)
 
 
 @functools.lru_cache(maxsize=64)
@@ -90,8 +99,8 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     for bands in range(1, num_perm + 1):
         for rows in range(1, num_perm // bands + 1):
             b, r = float(bands), float(rows)
-            false_positive = integrate(lambda s, b=b, r=r: 1.0 - (1.0 - s**r) ** b, 0.0, threshold)
-            false_negative = integrate(lambda s, b=b, r=r: 1.0 - (1.0 - (1.0 - s**r) ** b), threshold, 1.0)
+            false_positive = integrate(functools.partial(candidate_probability, b=b, r=r), 0.0, threshold)
+            false_negative = integrate(functools.partial(missed_probability, b=b, r=r), threshold, 1.0)
             error = false_positive * 0.5 + false_negative * 0.5
             if error < best_error:
                 best_error = error

@@ -9,6 +9,7 @@ rank order. Output rows are padded with id -1, score NaN, judged False.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def drop_reason(
     positive_hashes: set[int],
     positive_clusters: set[int],
     weakest: float | None,
-    options: dict,  # type: ignore[type-arg]
+    options: dict[str, Any],
 ) -> str | None:
     doc_hashes, cluster_ids = options["doc_hashes"], options["cluster_ids"]
     if cand_id < 0:

@@ -145,7 +145,8 @@ class Trainer:
     ) -> None:
         self.layout, self.cfg, self.on_checkpoint = layout, cfg, on_checkpoint
         self.rank, self.world, local_rank = _distributed()
-        if self.world > 1 and not dist.is_initialized():
+        self.owns_process_group = self.world > 1 and not dist.is_initialized()
+        if self.owns_process_group:
             dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
         device = pick_device(cfg.device)
         if device.type == "cuda" and self.world > 1:
@@ -448,4 +449,9 @@ def run_train(
     layout: RunLayout, cfg: TrainConfig, *, on_checkpoint: Callable[[int, Path], None] | None = None
 ) -> dict[str, Any]:
     """Train a cross-encoder on `layout.train_groups` into `layout.model`; returns counts and timings."""
-    return Trainer(layout, cfg, on_checkpoint=on_checkpoint).train()
+    trainer = Trainer(layout, cfg, on_checkpoint=on_checkpoint)
+    try:
+        return trainer.train()
+    finally:
+        if trainer.owns_process_group:
+            dist.destroy_process_group()

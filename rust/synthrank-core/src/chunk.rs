@@ -46,7 +46,7 @@ pub fn windows(word_starts: &[bool], max_tokens: usize, overlap: usize) -> Vec<(
     let mut result = Vec::new();
     let mut first = 0;
     while first < n_tokens {
-        let mut last = (first + max_tokens).min(n_tokens);
+        let mut last = first.saturating_add(max_tokens).min(n_tokens);
         if last < n_tokens && !word_starts[last] {
             let mut boundary = last - 1;
             while boundary > first && !word_starts[boundary] {

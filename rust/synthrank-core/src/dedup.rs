@@ -20,6 +20,8 @@ use crate::text::{normalize_one, shingle_hash_set, shingle_hash_set_of_normalize
 
 pub const MERSENNE_61: u64 = (1 << 61) - 1;
 pub const EMPTY_SLOT: u64 = u64::MAX;
+/// More permutations buy no accuracy worth the time, and bound the `lsh_params` search.
+pub const MAX_PERMUTATIONS: usize = 4096;
 const INTEGRATION_STEPS: usize = 100;
 
 /// The settings shared by signatures and near-duplicate search.
@@ -33,14 +35,22 @@ pub struct MinHashConfig {
 
 impl MinHashConfig {
     fn check(&self) -> Result<()> {
-        if self.num_perm == 0 {
-            return Err(invalid("num_perm", "must be >= 1, got 0"));
-        }
+        check_num_perm(self.num_perm)?;
         if self.shingle_size == 0 {
             return Err(invalid("shingle_size", "must be >= 1, got 0"));
         }
         Ok(())
     }
+}
+
+fn check_num_perm(num_perm: usize) -> Result<()> {
+    if num_perm == 0 || num_perm > MAX_PERMUTATIONS {
+        return Err(invalid(
+            "num_perm",
+            format!("must be in [1, {MAX_PERMUTATIONS}], got {num_perm}"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_threshold(threshold: f64) -> Result<()> {
@@ -132,9 +142,7 @@ fn integrate(function: impl Fn(f64) -> f64, low: f64, high: f64) -> f64 {
 /// false positives and false negatives (datasketch's `_optimal_param`, with a fixed quadrature).
 pub fn lsh_params(threshold: f64, num_perm: usize) -> Result<(usize, usize)> {
     check_threshold(threshold)?;
-    if num_perm == 0 {
-        return Err(invalid("num_perm", "must be >= 1, got 0"));
-    }
+    check_num_perm(num_perm)?;
     let mut best_error = f64::INFINITY;
     let mut best = (0, 0);
     for bands in 1..=num_perm {

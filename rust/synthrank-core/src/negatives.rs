@@ -27,6 +27,8 @@ pub const COUNT_NAMES: [&str; 13] = [
     "selected",
     "queries_short",
 ];
+/// Far more than any training group needs; bounds the output allocation.
+pub const MAX_NEGATIVES: usize = 65_536;
 const NOT_SELECTED: usize = 10;
 const SELECTED: usize = 11;
 const QUERIES_SHORT: usize = 12;
@@ -118,22 +120,20 @@ fn check(candidates: &Candidates, options: &NegativeOptions) -> Result<(usize, u
     {
         return Err(invalid("pos_scores", "shape does not match pos_ids"));
     }
+    let largest_id = candidates
+        .cand_ids
+        .iter()
+        .chain(candidates.pos_ids)
+        .copied()
+        .max()
+        .unwrap_or(-1);
     for (name, len) in [
         ("doc_hashes", candidates.doc_hashes.map(<[u64]>::len)),
         ("cluster_ids", candidates.cluster_ids.map(<[i64]>::len)),
     ] {
-        if let Some(len) = len {
-            let too_big = candidates
-                .cand_ids
-                .iter()
-                .chain(candidates.pos_ids)
-                .any(|&id| id >= 0 && id as usize >= len);
-            if too_big {
-                return Err(invalid(
-                    name,
-                    format!("an id in cand_ids or pos_ids is >= its length {len}"),
-                ));
-            }
+        if len.is_some_and(|len| largest_id >= 0 && largest_id as usize >= len) {
+            let message = format!("id {largest_id} in cand_ids or pos_ids is out of range");
+            return Err(invalid(name, message));
         }
     }
     if options
@@ -141,6 +141,10 @@ fn check(candidates: &Candidates, options: &NegativeOptions) -> Result<(usize, u
         .is_some_and(|m| !(0.0..1.0).contains(&m))
     {
         return Err(invalid("relative_margin", "must be in [0, 1)"));
+    }
+    if options.num_negatives > MAX_NEGATIVES {
+        let message = format!("must be <= {MAX_NEGATIVES}, got {}", options.num_negatives);
+        return Err(invalid("num_negatives", message));
     }
     Ok((k, p))
 }
