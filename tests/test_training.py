@@ -199,6 +199,18 @@ def test_naive_baseline_trains_pointwise_on_source_passages(tmp_path: Path, tiny
     assert (layout.root / "checkpoints" / "naive" / "best").is_dir()
 
 
+def test_the_head_can_learn_faster_than_the_encoder(tmp_path: Path, tiny: Path) -> None:
+    from synthrank.training.trainer import parameter_groups
+
+    model = Trainer(tiny_run(tmp_path / "run"), tiny_config(tiny)).model
+    groups = parameter_groups(model, tiny_config(tiny, learning_rate=1e-5, head_learning_rate=1e-3))
+    by_lr = {g["lr"]: {id(p) for p in g["params"]} for g in groups}
+    assert by_lr[1e-3] == {id(model.classifier.weight), id(model.classifier.bias)}
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    no_decay = {id(p) for g in groups if g["weight_decay"] == 0.0 for p in g["params"]}
+    assert id(model.classifier.bias) in no_decay and id(model.classifier.weight) not in no_decay
+
+
 def test_bad_train_options_are_reported(tmp_path: Path, tiny: Path) -> None:
     with pytest.raises(ConfigError, match="group_size"):
         TrainConfig(group_size=0)

@@ -242,23 +242,35 @@ def load_embeddings(layout: RunLayout, name: str) -> np.ndarray:
 
 
 def exact_search(
-    queries: np.ndarray, passages: np.ndarray, k: int, *, rows: np.ndarray | None = None, block: int = 65536
+    queries: np.ndarray,
+    passages: np.ndarray,
+    k: int,
+    *,
+    rows: np.ndarray | None = None,
+    block: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k by inner product (= cosine on normalised vectors) over `rows` of `passages`.
 
-    Passages are scanned in blocks with a running top-k, so memory stays bounded on big corpora.
+    Passages are scanned in blocks (about 2^26 scores at a time) keeping a running top-k, so memory
+    stays bounded however large the corpus is.
     """
     rows = np.arange(len(passages)) if rows is None else rows
     n_q = len(queries)
+    block = block or int(np.clip(2**26 // max(1, n_q), 1024, 65536))
     best_ids = np.full((n_q, k), -1, dtype=np.int64)
     best_scores = np.full((n_q, k), -np.inf, dtype=np.float32)
     q = np.asarray(queries, dtype=np.float32)
     for lo in range(0, len(rows), block):
         block_rows = rows[lo : lo + block]
         scores = q @ np.asarray(passages[block_rows], dtype=np.float32).T
+        if scores.shape[1] > k:  # keep only each query's k best of this block before merging
+            part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            scores, block_ids = np.take_along_axis(scores, part, axis=1), block_rows[part]
+        else:
+            block_ids = np.broadcast_to(block_rows, scores.shape)
         merged_scores = np.concatenate([best_scores, scores], axis=1)
-        merged_ids = np.concatenate([best_ids, np.broadcast_to(block_rows, scores.shape)], axis=1)
-        top = np.argpartition(-merged_scores, min(k, merged_scores.shape[1] - 1), axis=1)[:, :k]
+        merged_ids = np.concatenate([best_ids, block_ids], axis=1)
+        top = np.argpartition(-merged_scores, k - 1, axis=1)[:, :k]
         best_scores = np.take_along_axis(merged_scores, top, axis=1)
         best_ids = np.take_along_axis(merged_ids, top, axis=1)
     order = np.argsort(-best_scores, axis=1, kind="stable")

@@ -52,6 +52,7 @@ def _run_stage(stage: Any, *args: Any) -> None:
 @click.option("--epochs", type=int)
 @click.option("--max-steps", type=int, help="Optimizer steps (0 = epochs x steps per epoch).")
 @click.option("--learning-rate", "--lr", "learning_rate", type=float, help="[default: 2e-5]")
+@click.option("--head-learning-rate", type=float, help="Learning rate of the new head (0 = --lr).")
 @click.option("--max-length", type=int, help="Tokens of query + passage. [default: 256]")
 @click.option("--max-query-tokens", type=int, help="Longer queries are cut to this. [default: 64]")
 @click.option("--negatives", type=click.Choice(["hard", "random"]))

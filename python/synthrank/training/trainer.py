@@ -53,6 +53,9 @@ class TrainConfig:
     epochs: int = 1
     max_steps: int = 0  # optimizer steps; 0 = epochs x steps per epoch
     learning_rate: float = 2e-5
+    head_learning_rate: float = (
+        0.0  # for the relevance head only; 0 = learning_rate (a new head may want more)
+    )
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
@@ -133,6 +136,24 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.float16
 
 
+def parameter_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases and LayerNorm; the head's own learning rate if set."""
+    encoder_prefix = getattr(model, "base_model_prefix", "") + "."  # e.g. "bert.": all but the head
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        in_head = encoder_prefix != "." and not name.startswith(encoder_prefix)
+        decays = param.ndim > 1 and "LayerNorm" not in name
+        groups.setdefault((in_head, decays), []).append(param)
+    return [
+        {
+            "params": params,
+            "weight_decay": cfg.weight_decay if decays else 0.0,
+            "lr": cfg.head_learning_rate if in_head and cfg.head_learning_rate > 0 else cfg.learning_rate,
+        }
+        for (in_head, decays), params in sorted(groups.items())
+    ]
+
+
 class Trainer:
     """One training run over a run folder; `train()` resumes from the newest checkpoint if any."""
 
@@ -175,12 +196,7 @@ class Trainer:
         self.model.train()
         self.autocast_dtype = _autocast_dtype(cfg.precision, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.autocast_dtype == torch.float16)
-        decay = [p for n, p in self.model.named_parameters() if p.ndim > 1 and "LayerNorm" not in n]
-        no_decay = [p for n, p in self.model.named_parameters() if not (p.ndim > 1 and "LayerNorm" not in n)]
-        self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.learning_rate,
-        )
+        self.optimizer = torch.optim.AdamW(parameter_groups(self.model, cfg), lr=cfg.learning_rate)
         warmup = int(cfg.warmup_ratio * self.total_steps)
 
         def linear(step: int) -> float:
