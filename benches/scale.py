@@ -29,7 +29,7 @@ def main() -> int:
     parser.add_argument("--size", action="append", type=int, help="default: 10k, 100k, 1M")
     parser.add_argument("--sample-cap", type=int, default=10_000)
     parser.add_argument("--threads", type=int)
-    parser.add_argument("--repeat", type=int, default=1, help="runs each; best is kept")
+    parser.add_argument("--repeat", type=int, default=1, help="runs each (one if over 5 s); fastest kept")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     console = Console(width=140)

@@ -224,3 +224,16 @@ def test_offline_replays_the_cache_and_never_calls_the_server(
         with pytest.raises(LLMError, match="offline"):
             asyncio.run(ask_many(config(fake_server, offline=True), 3, cache))
     assert fake_server.stats()["requests"] == 2
+
+
+def test_raw_text_completions_go_through_the_same_cache(fake_server: FakeServer, tmp_path: Path) -> None:
+    async def complete(cfg: LLMConfig, cache: ResponseCache) -> Reply:
+        async with LLMClient(cfg, cache=cache) as client:
+            prompt = "Write 2 questions.\n<document>\nglucose insulin levels\n</document>"
+            return await client.complete(prompt, template_version="raw-1", max_tokens=32)
+
+    with ResponseCache(tmp_path / "cache.sqlite") as cache:
+        first = asyncio.run(complete(config(fake_server), cache))
+        again = asyncio.run(complete(config(fake_server), cache))
+    assert first.content.count("?") == 2 and again.cached and again.content == first.content
+    assert fake_server.stats()["hits"] == 1

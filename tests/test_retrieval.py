@@ -163,3 +163,14 @@ def test_missing_inputs_are_reported(tmp_path: Path) -> None:
         run_index(layout, IndexConfig())
     result = CliRunner().invoke(main, ["retrieve", "--run", str(tmp_path)])
     assert result.exit_code == 2 and "queries.jsonl" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_multi_process_pool_gives_the_same_embeddings(tmp_path: Path) -> None:
+    """Two CPU workers stand in for several GPUs (sentence-transformers' multi-process pool)."""
+    layout = make_run(tmp_path / "pool")
+    run_embed(layout, EmbedConfig(devices=("cpu", "cpu"), chunk_size=8))
+    pooled = np.load(layout.embeddings / "passages.npy")
+    (layout.embeddings / "manifest.json").unlink()
+    assert run_embed(layout, EmbedConfig()) == {"passages_embedded": 30, "queries_embedded": 6}
+    np.testing.assert_allclose(np.load(layout.embeddings / "passages.npy"), pooled, atol=1e-5)

@@ -251,12 +251,12 @@ def exact_search(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k by inner product (= cosine on normalised vectors) over `rows` of `passages`.
 
-    Passages are scanned in blocks (about 2^26 scores at a time) keeping a running top-k, so memory
+    Passages are scanned in blocks (about 2^24 scores at a time) keeping a running top-k, so memory
     stays bounded however large the corpus is.
     """
     rows = np.arange(len(passages)) if rows is None else rows
     n_q = len(queries)
-    block = block or int(np.clip(2**26 // max(1, n_q), 1024, 65536))
+    block = block or int(np.clip(2**24 // max(1, n_q), 1024, 65536))
     best_ids = np.full((n_q, k), -1, dtype=np.int64)
     best_scores = np.full((n_q, k), -np.inf, dtype=np.float32)
     q = np.asarray(queries, dtype=np.float32)

@@ -144,16 +144,24 @@ class Candidates:
 
 
 def make_candidates(
-    n_queries: int, *, seed: int, k: int = 100, max_positives: int = 3, judged_ranks: int = 20
+    n_queries: int,
+    *,
+    seed: int,
+    k: int = 100,
+    max_positives: int = 3,
+    judged_ranks: int = 20,
+    corpus_size: int = 1_000_000,
 ) -> Candidates:
-    """Candidate lists of `k` per query over a corpus of 20 x n_queries passages (1k-2M).
+    """Candidate lists of `k` per query over a corpus of `corpus_size` passages.
+
+    The corpus size does not follow `n_queries`, so a capped sample of queries costs per query what
+    the full run does (lookups into `doc_hashes` / `cluster_ids` miss the cache alike).
 
     Per query: 1-3 positives, the first retrieved at a geometric rank (10% not retrieved at all);
     3% of rows end in -1 padding; 5% hold a candidate in a positive's cluster, 2% one with a
     positive's exact hash.
     """
     rng = np.random.default_rng(seed)
-    corpus_size = int(np.clip(20 * n_queries, 1_000, 2_000_000))
     rows = np.arange(n_queries)
     cand_ids = rng.integers(0, corpus_size, size=(n_queries, k), dtype=np.int64)
     gaps = rng.exponential(0.004, size=(n_queries, k)).astype(np.float32)

@@ -38,7 +38,11 @@ class BadInputError(click.ClickException):
 )
 @click.option("--threads", type=click.IntRange(min=0), help="Native worker threads (default: all cores).")
 @click.option(
-    "--repeat", type=click.IntRange(min=1), default=3, show_default=True, help="Runs each; best is kept."
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Runs each (one if it takes over 5 s); the fastest is kept.",
 )
 @click.option(
     "--sample-cap",
