@@ -90,7 +90,20 @@ def test_signatures_shape_and_empty_rows() -> None:
     signatures = dedup.minhash_signatures(["", "abc def", "abc def"], num_perm=16)
     assert signatures.shape == (3, 16) and signatures.dtype == np.uint64
     assert np.all(signatures[0] == np.iinfo(np.uint64).max)
-    assert np.array_equal(signatures[1], signatures[2]) and np.all(signatures[1] < 2**61 - 1)
+    assert np.array_equal(signatures[1], signatures[2]) and np.all(signatures[1] < 2**63)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_signature_agreement_estimates_jaccard(backend: str) -> None:
+    edited_copy = PARAPHRASE.replace("may lead to", "can lead to").replace("health problems", "health issues")
+    unrelated = "Aspirin is a medication used to reduce pain, fever, or inflammation in adults."
+    signatures = dedup.minhash_signatures(
+        [PARAPHRASE, edited_copy, unrelated], num_perm=1024, backend=backend
+    )
+    base = shingle_hashes(PARAPHRASE, 5, "char")
+    for other, row in ((edited_copy, 1), (unrelated, 2)):
+        agreement = float(np.mean(signatures[0] == signatures[row]))
+        assert abs(agreement - jaccard(base, shingle_hashes(other, 5, "char"))) < 0.08
 
 
 def test_lsh_params_match_datasketch() -> None:

@@ -8,6 +8,7 @@ from numpy.typing import NDArray
 
 __all__ = [
     "Reservoir",
+    "build_profile",
     "char_shingles",
     "chunk_tokens",
     "chunk_words",
@@ -25,6 +26,7 @@ __all__ = [
     "word_tokens",
 ]
 
+def build_profile() -> str: ...
 def normalize(texts: Sequence[str], threads: int | None = None) -> list[str]: ...
 def word_tokens(texts: Sequence[str], threads: int | None = None) -> list[list[str]]: ...
 def char_shingles(text: str, n: int) -> list[str]: ...

@@ -1,11 +1,13 @@
 """Exact and near-duplicate detection: FNV-1a hashes, MinHash signatures, LSH and union-find.
 
 See `synthrank.reference.dedup` for the exact algorithm (the readable spec). In short: shingles of
-the normalised text, hashed with FNV-1a 64, permuted by (a*h + b) mod (2^61 - 1) with (a, b) from
-SplitMix64(seed); (bands, rows) chosen like datasketch's `_optimal_param`; each bucket member is
-compared with the bucket's first member only; with `verify` a pair is joined only when the true
-Jaccard of the shingle sets reaches the threshold. Each text's cluster id is the smallest index in
-its cluster; exact duplicates always share one; a text with no shingle joins only its exact copies.
+the normalised text, hashed with FNV-1a 64; signatures by one-permutation hashing with optimal
+densification (Shrivastava 2017): each shingle hash is mixed once with a seeded SplitMix64
+finaliser, which picks its bin and value, and empty bins copy a filled bin along a seeded probe
+sequence; (bands, rows) chosen like datasketch's `_optimal_param`; each bucket member is compared
+with the bucket's first member only; with `verify` a pair is joined only when the true Jaccard of the
+shingle sets reaches the threshold. Each text's cluster id is the smallest index in its cluster;
+exact duplicates always share one; a text with no shingle joins only its exact copies.
 """
 
 from __future__ import annotations
@@ -56,7 +58,12 @@ def minhash_signatures(
     backend: str | None = None,
     threads: int | None = None,
 ) -> np.ndarray:
-    """MinHash signatures, uint64 of shape (len(texts), num_perm); an empty text is all 2^64 - 1."""
+    """One-permutation MinHash signatures, uint64 of shape (len(texts), num_perm), values below 2^63.
+
+    Each of the num_perm bins holds the smallest mixed shingle hash falling into it (empty bins are
+    densified from filled ones), so two texts agree on a bin with probability ~ their Jaccard
+    similarity. A text with no shingle is all 2^64 - 1.
+    """
     items = _checks.texts_list("texts", texts)
     num_perm, shingle_size, shingle = _shingle_options(num_perm, shingle_size, shingle)
     result: np.ndarray = _backend.call(

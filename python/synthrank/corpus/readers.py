@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,8 +193,3 @@ def read_beir(folder: Path) -> Iterator[Record]:
     if not corpus.is_file():
         raise InputFormatError(folder, None, "not a BEIR folder: corpus.jsonl is missing")
     return read_jsonl(corpus, FieldNames(id="_id", text="text", title="title"))
-
-
-def chain(readers: Iterable[Iterator[Record]]) -> Iterator[Record]:
-    for reader in readers:
-        yield from reader

@@ -1,8 +1,14 @@
 """Exact and near-duplicate detection (MinHash + LSH + union-find): the twin of `synthrank-core::dedup`.
 
 - Shingles come from the normalised text (see `reference.text`) and are hashed with FNV-1a 64.
-- Permutation i maps a shingle hash h to (a_i * h + b_i) mod (2^61 - 1); a_i in [1, p), b_i in [0, p)
-  are drawn in that order from SplitMix64(seed) by modulo (the tiny bias is irrelevant here).
+- Signatures use one-permutation hashing with optimal densification (Shrivastava 2017, "Optimal
+  Densification for Fast and Accurate Minwise Hashing"). SplitMix64(seed) draws a mixing key, then
+  a probe key. Each shingle hash h is mixed once, m = mix64(h ^ mix_key) (SplitMix64's finaliser);
+  its bin is (m * num_perm) >> 64 (multiply-shift on the high bits), its value m >> 1, and each bin
+  keeps its smallest value. An empty bin i then copies the value of the first originally filled bin
+  on its probe sequence: the successive draws (x * num_perm) >> 64 of SplitMix64(probe_key ^ i),
+  the same for every text, so two texts agree on a bin with probability equal to their Jaccard.
+  Values stay below 2^63.
 - A text with no shingle has the all-max signature and takes part in no LSH band.
 - Band keys are FNV-1a 64 over the little-endian bytes of the band's `rows` values. Within a bucket
   each member is paired with the bucket's smallest index only (linear, deterministic); with
@@ -19,14 +25,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from synthrank.reference.hash import fnv1a64_bytes, fnv1a64_str
-from synthrank.reference.rng import SplitMix64
+from synthrank.reference.rng import SplitMix64, mix64
 from synthrank.reference.text import (
     char_shingles_of_normalized,
     normalize_one,
     word_shingles_of_normalized,
 )
 
-MERSENNE_61 = (1 << 61) - 1
 EMPTY_SLOT = (1 << 64) - 1
 INTEGRATION_STEPS = 100
 
@@ -35,14 +40,11 @@ def exact_hashes(texts: Sequence[str], threads: int | None = None) -> np.ndarray
     return np.array([fnv1a64_str(normalize_one(text)) for text in texts], dtype=np.uint64)
 
 
-def permutations(num_perm: int, seed: int) -> list[tuple[int, int]]:
+def one_permutation_keys(seed: int) -> tuple[int, int]:
+    """(mix_key, probe_key), drawn in this order from SplitMix64(seed)."""
     rng = SplitMix64(seed)
-    result = []
-    for _ in range(num_perm):
-        a = 1 + rng.next_u64() % (MERSENNE_61 - 1)
-        b = rng.next_u64() % MERSENNE_61
-        result.append((a, b))
-    return result
+    mix_key = rng.next_u64()
+    return mix_key, rng.next_u64()
 
 
 def shingle_hashes(text: str, shingle_size: int, shingle: str) -> set[int]:
@@ -54,10 +56,30 @@ def shingle_hashes(text: str, shingle_size: int, shingle: str) -> set[int]:
     return {fnv1a64_str(item) for item in shingles}
 
 
-def signature(hashes: set[int], perms: list[tuple[int, int]]) -> list[int]:
+def signature(hashes: set[int], num_perm: int, seed: int) -> list[int]:
     if not hashes:
-        return [EMPTY_SLOT] * len(perms)
-    return [min((a * h + b) % MERSENNE_61 for h in hashes) for a, b in perms]
+        return [EMPTY_SLOT] * num_perm
+    mix_key, probe_key = one_permutation_keys(seed)
+    bins = [EMPTY_SLOT] * num_perm
+    for h in hashes:
+        mixed = mix64(h ^ mix_key)
+        slot = (mixed * num_perm) >> 64
+        bins[slot] = min(bins[slot], mixed >> 1)
+    return densify(bins, probe_key)
+
+
+def densify(bins: list[int], probe_key: int) -> list[int]:
+    """Optimal densification: each empty bin copies the first originally filled bin on its probe sequence."""
+    num_perm = len(bins)
+    result = list(bins)
+    for empty in (i for i, value in enumerate(bins) if value == EMPTY_SLOT):
+        probe = SplitMix64(probe_key ^ empty)
+        while True:
+            source = (probe.next_u64() * num_perm) >> 64
+            if bins[source] != EMPTY_SLOT:
+                result[empty] = bins[source]
+                break
+    return result
 
 
 def minhash_signatures(
@@ -68,8 +90,7 @@ def minhash_signatures(
     seed: int,
     threads: int | None = None,
 ) -> np.ndarray:
-    perms = permutations(num_perm, seed)
-    rows = [signature(shingle_hashes(text, shingle_size, shingle), perms) for text in texts]
+    rows = [signature(shingle_hashes(text, shingle_size, shingle), num_perm, seed) for text in texts]
     return np.array(rows, dtype=np.uint64).reshape(len(texts), num_perm)
 
 
@@ -153,9 +174,8 @@ def near_duplicates(
         clusters.union(first_with_hash.setdefault(text_hash, index), index)
 
     bands, rows = lsh_params(threshold, num_perm)
-    perms = permutations(num_perm, seed)[: bands * rows]
     sets = [shingle_hashes(text, shingle_size, shingle) for text in texts]
-    signatures = [signature(hashes, perms) for hashes in sets]
+    signatures = [signature(hashes, num_perm, seed) for hashes in sets]
 
     pairs: set[tuple[int, int]] = set()
     for band in range(bands):

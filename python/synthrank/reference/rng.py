@@ -6,6 +6,13 @@ MASK64 = (1 << 64) - 1
 GOLDEN_GAMMA = 0x9E3779B97F4A7C15
 
 
+def mix64(z: int) -> int:
+    """SplitMix64's output finaliser: a bijection of 64-bit words, also used alone to hash a key."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
 class SplitMix64:
     """Steele, Lea & Flood's SplitMix64: a 64-bit state advanced by the golden gamma, then mixed."""
 
@@ -14,10 +21,7 @@ class SplitMix64:
 
     def next_u64(self) -> int:
         self.state = (self.state + GOLDEN_GAMMA) & MASK64
-        z = self.state
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-        return z ^ (z >> 31)
+        return mix64(self.state)
 
     def below(self, bound: int) -> int:
         """Uniform integer in [0, bound) by Lemire's multiply-shift with rejection (bound >= 1)."""

@@ -1,8 +1,14 @@
-//! Exact and near-duplicate detection: MinHash signatures, LSH banding and union-find.
+//! Exact and near-duplicate detection: one-permutation MinHash, LSH banding and union-find.
 //!
-//! - Shingles of the normalised text (see [`crate::text`]) are hashed with FNV-1a 64.
-//! - Permutation `i` maps a hash `h` to `(a_i * h + b_i) mod (2^61 - 1)`; `a_i` in `[1, p)` and
-//!   `b_i` in `[0, p)` are drawn in that order from `SplitMix64(seed)` by modulo.
+//! - Shingles of the normalised text (see [`crate::text`]) are hashed with FNV-1a 64, straight from
+//!   the text's bytes.
+//! - Signatures use one-permutation hashing with optimal densification (Shrivastava 2017,
+//!   "Optimal Densification for Fast and Accurate Minwise Hashing"). `SplitMix64(seed)` draws a
+//!   mixing key then a probe key. Each shingle hash `h` is mixed once, `m = mix64(h ^ mix_key)`
+//!   (SplitMix64's finaliser); its bin is `(m * num_perm) >> 64` (multiply-shift on the high
+//!   bits) and its value `m >> 1`; each bin keeps its smallest value. An empty bin `i` then copies
+//!   the value of the first originally non-empty bin on its probe sequence: the successive draws
+//!   `(x * num_perm) >> 64` of `SplitMix64(probe_key ^ i)`. Values stay below 2^63.
 //! - A text with no shingle has the all-max signature and takes part in no band.
 //! - Band keys are FNV-1a 64 over the little-endian bytes of the band's values; buckets are found by
 //!   sorting `(key, index)`, and each member is paired with its bucket's smallest index only
@@ -15,10 +21,9 @@ use rayon::prelude::*;
 
 use crate::error::{invalid, Result};
 use crate::hash::{fnv1a64, Fnv1a64};
-use crate::rng::SplitMix64;
-use crate::text::{normalize_one, shingle_hash_set, shingle_hash_set_of_normalized, ShingleKind};
+use crate::rng::{mix64, SplitMix64};
+use crate::text::{for_each_shingle_hash, normalize_one, shingle_hash_set, ShingleKind};
 
-pub const MERSENNE_61: u64 = (1 << 61) - 1;
 pub const EMPTY_SLOT: u64 = u64::MAX;
 /// More permutations buy no accuracy worth the time, and bound the `lsh_params` search.
 pub const MAX_PERMUTATIONS: usize = 4096;
@@ -72,58 +77,82 @@ pub fn exact_hashes(texts: &[&str]) -> Vec<u64> {
         .collect()
 }
 
-pub fn permutations(num_perm: usize, seed: u64) -> Vec<(u64, u64)> {
-    let mut rng = SplitMix64::new(seed);
-    (0..num_perm)
-        .map(|_| {
-            let a = 1 + rng.next_u64() % (MERSENNE_61 - 1);
-            let b = rng.next_u64() % MERSENNE_61;
-            (a, b)
-        })
-        .collect()
+/// The two keys of the one-permutation scheme, drawn in this order from `SplitMix64(seed)`.
+#[derive(Clone, Copy, Debug)]
+struct OnePermutation {
+    num_perm: usize,
+    mix_key: u64,
+    probe_key: u64,
 }
 
-/// `x mod (2^61 - 1)` for `x < 2^123`, by folding the high bits twice (no division).
-fn mod_mersenne(x: u128) -> u64 {
-    let p = MERSENNE_61;
-    let folded = (x as u64 & p) + (x >> 61) as u64; // < 2^62
-    let folded = (folded & p) + (folded >> 61); // <= p + 1
-    if folded >= p {
-        folded - p
-    } else {
-        folded
+impl OnePermutation {
+    fn new(num_perm: usize, seed: u64) -> Self {
+        let mut rng = SplitMix64::new(seed);
+        let mix_key = rng.next_u64();
+        let probe_key = rng.next_u64();
+        Self {
+            num_perm,
+            mix_key,
+            probe_key,
+        }
     }
-}
 
-/// The MinHash signature of a set of shingle hashes, written into `out` (one slot per permutation).
-/// Hashes are reduced mod p first, which leaves `(a * h + b) mod p` unchanged and keeps `a * h`
-/// below 2^122 for the cheap fold.
-fn signature_into(hashes: &[u64], perms: &[(u64, u64)], out: &mut [u64]) {
-    if hashes.is_empty() {
+    /// `x * num_perm >> 64`: a bin in `[0, num_perm)` from the high bits of `x`.
+    #[inline]
+    fn bin_of(&self, x: u64) -> usize {
+        ((u128::from(x) * self.num_perm as u128) >> 64) as usize
+    }
+
+    /// Writes the signature of `normalized` into `out` (`num_perm` slots); false when the text has
+    /// no shingle (then `out` is all [`EMPTY_SLOT`]).
+    fn signature_into(&self, normalized: &str, config: &MinHashConfig, out: &mut [u64]) -> bool {
         out.fill(EMPTY_SLOT);
-        return;
+        let mut any = false;
+        for_each_shingle_hash(normalized, config.shingle_size, config.shingle, |hash| {
+            let mixed = mix64(hash ^ self.mix_key);
+            let slot = &mut out[self.bin_of(mixed)];
+            *slot = (*slot).min(mixed >> 1);
+            any = true;
+        });
+        if any {
+            self.densify(out);
+        }
+        any
     }
-    let reduced: Vec<u64> = hashes.iter().map(|&h| h % MERSENNE_61).collect();
-    for (slot, &(a, b)) in out.iter_mut().zip(perms) {
-        *slot = reduced
-            .iter()
-            .map(|&h| mod_mersenne(u128::from(a) * u128::from(h) + u128::from(b)))
-            .min()
-            .unwrap_or(EMPTY_SLOT);
+
+    /// Optimal densification: each empty bin copies the first originally filled bin on its own
+    /// probe sequence (the same sequence for every text, which keeps collisions unbiased).
+    fn densify(&self, out: &mut [u64]) {
+        let filled: Vec<bool> = out.iter().map(|&value| value != EMPTY_SLOT).collect();
+        if filled.iter().all(|&is_filled| is_filled) {
+            return;
+        }
+        for (bin, is_filled) in filled.iter().enumerate() {
+            if *is_filled {
+                continue;
+            }
+            let mut probe = SplitMix64::new(self.probe_key ^ bin as u64);
+            loop {
+                let source = self.bin_of(probe.next_u64());
+                if filled[source] {
+                    out[bin] = out[source];
+                    break;
+                }
+            }
+        }
     }
 }
 
 /// Row-major `len(texts) x num_perm` signatures.
 pub fn minhash_signatures(texts: &[&str], config: &MinHashConfig) -> Result<Vec<u64>> {
     config.check()?;
-    let perms = permutations(config.num_perm, config.seed);
+    let scheme = OnePermutation::new(config.num_perm, config.seed);
     let mut signatures = vec![0u64; texts.len() * config.num_perm];
     signatures
         .par_chunks_mut(config.num_perm)
         .zip(texts.par_iter())
         .for_each(|(out, text)| {
-            let hashes = shingle_hash_set(text, config.shingle_size, config.shingle);
-            signature_into(&hashes, &perms, out);
+            scheme.signature_into(&normalize_one(text), config, out);
         });
     Ok(signatures)
 }
@@ -278,7 +307,7 @@ pub fn near_duplicates(
     let n = texts.len();
     let mut clusters = UnionFind::new(n);
 
-    let perms = &permutations(config.num_perm, config.seed)[..bands * rows];
+    let scheme = OnePermutation::new(config.num_perm, config.seed);
     let mut keys = vec![0u64; n * bands];
     let mut has_shingles = vec![false; n];
     let mut by_hash: Vec<(u64, usize)> = vec![(0, 0); n];
@@ -287,18 +316,17 @@ pub fn near_duplicates(
         .zip(by_hash.par_iter_mut())
         .zip(texts.par_iter())
         .enumerate()
-        .for_each(|(index, (((text_keys, has), exact), text))| {
-            let normalized = normalize_one(text);
-            *exact = (fnv1a64(normalized.as_bytes()), index);
-            let hashes =
-                shingle_hash_set_of_normalized(&normalized, config.shingle_size, config.shingle);
-            *has = !hashes.is_empty();
-            let mut signature = vec![0u64; perms.len()];
-            signature_into(&hashes, perms, &mut signature);
-            for (key, band) in text_keys.iter_mut().zip(signature.chunks(rows)) {
-                *key = band_key(band);
-            }
-        });
+        .for_each_init(
+            || vec![0u64; config.num_perm],
+            |signature, (index, (((text_keys, has), exact), text))| {
+                let normalized = normalize_one(text);
+                *exact = (fnv1a64(normalized.as_bytes()), index);
+                *has = scheme.signature_into(&normalized, config, signature);
+                for (key, band) in text_keys.iter_mut().zip(signature.chunks_exact(rows)) {
+                    *key = band_key(band);
+                }
+            },
+        );
 
     by_hash.par_sort_unstable();
     for run in by_hash.chunk_by(|x, y| x.0 == y.0) {
@@ -333,18 +361,36 @@ mod tests {
     }
 
     #[test]
-    fn mersenne_fold_equals_modulo() {
-        let p = u128::from(MERSENNE_61);
-        for x in [
-            0u128,
-            1,
-            p - 1,
-            p,
-            p + 1,
-            u128::from(u64::MAX) * (p - 1) + (p - 1),
-        ] {
-            assert_eq!(u128::from(mod_mersenne(x)), x % p);
-        }
+    fn densified_signature_is_full_and_matches_known_values() {
+        // A single shingle fills one bin; densification copies it into every other bin.
+        let signatures = minhash_signatures(&["ab"], &config()).unwrap();
+        assert!(signatures
+            .iter()
+            .all(|&v| v == signatures[0] && v < 1 << 63));
+        let scheme = OnePermutation::new(128, 0);
+        let mixed = mix64(fnv1a64(b"ab") ^ scheme.mix_key);
+        assert_eq!(signatures[0], mixed >> 1);
+    }
+
+    #[test]
+    fn similar_texts_agree_on_about_their_jaccard_share_of_bins() {
+        let config = MinHashConfig {
+            num_perm: 1024,
+            ..config()
+        };
+        let base = "the patient presented with acute fever, cough and a rash on both arms";
+        let edited = "the patient presented with acute fever, cough and a rash on the left arm";
+        let signatures = minhash_signatures(&[base, edited], &config).unwrap();
+        let (left, right) = signatures.split_at(1024);
+        let agree = left.iter().zip(right).filter(|(a, b)| a == b).count() as f64 / 1024.0;
+        let truth = jaccard(
+            &shingle_hash_set(base, 5, ShingleKind::Char),
+            &shingle_hash_set(edited, 5, ShingleKind::Char),
+        );
+        assert!(
+            (agree - truth).abs() < 0.1,
+            "agree {agree}, jaccard {truth}"
+        );
     }
 
     #[test]
@@ -373,6 +419,6 @@ mod tests {
     fn empty_text_signature_is_all_max() {
         let signatures = minhash_signatures(&["", "abc"], &config()).unwrap();
         assert!(signatures[..128].iter().all(|&v| v == EMPTY_SLOT));
-        assert!(signatures[128..].iter().all(|&v| v < MERSENNE_61));
+        assert!(signatures[128..].iter().all(|&v| v < 1 << 63));
     }
 }

@@ -82,6 +82,17 @@ fn for_each_shingle(normalized: &str, n: usize, kind: ShingleKind, mut emit: imp
     match kind {
         ShingleKind::Char => {
             let joined = tokens.join(" ");
+            if joined.is_ascii() {
+                // One byte per character: windows of bytes are the shingles, no offsets needed.
+                if joined.len() <= n {
+                    emit(&[&joined]);
+                    return;
+                }
+                for first in 0..=joined.len() - n {
+                    emit(&[&joined[first..first + n]]);
+                }
+                return;
+            }
             let mut bounds: Vec<usize> = joined.char_indices().map(|(offset, _)| offset).collect();
             bounds.push(joined.len());
             let n_chars = bounds.len() - 1;
@@ -119,25 +130,27 @@ fn shingles(text: &str, n: usize, kind: ShingleKind) -> Vec<String> {
     result
 }
 
-/// The sorted, distinct FNV-1a 64 hashes of the shingles of `text` (normalised here); `n >= 1`.
-pub(crate) fn shingle_hash_set(text: &str, n: usize, kind: ShingleKind) -> Vec<u64> {
-    shingle_hash_set_of_normalized(&normalize_one(text), n, kind)
-}
-
-/// [`shingle_hash_set`] of a text that is already normalised.
-pub(crate) fn shingle_hash_set_of_normalized(
+/// Calls `emit` with the FNV-1a 64 hash of each shingle of an already normalised text, in order
+/// and with repeats, hashing straight from the text (no shingle strings).
+pub(crate) fn for_each_shingle_hash(
     normalized: &str,
     n: usize,
     kind: ShingleKind,
-) -> Vec<u64> {
-    let mut hashes = Vec::new();
+    mut emit: impl FnMut(u64),
+) {
     for_each_shingle(normalized, n, kind, |pieces| {
         let mut hasher = Fnv1a64::default();
         for piece in pieces {
             hasher.write(piece.as_bytes());
         }
-        hashes.push(hasher.finish());
+        emit(hasher.finish());
     });
+}
+
+/// The sorted, distinct FNV-1a 64 hashes of the shingles of `text` (normalised here); `n >= 1`.
+pub(crate) fn shingle_hash_set(text: &str, n: usize, kind: ShingleKind) -> Vec<u64> {
+    let mut hashes = Vec::new();
+    for_each_shingle_hash(&normalize_one(text), n, kind, |hash| hashes.push(hash));
     hashes.sort_unstable();
     hashes.dedup();
     hashes

@@ -11,6 +11,18 @@ mod text;
 
 #[pyo3::pymodule]
 mod _native {
+    use pyo3::prelude::*;
+
+    /// "release" or "debug": how this extension was compiled (benchmarks refuse debug builds).
+    #[pyfunction]
+    fn build_profile() -> &'static str {
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    }
+
     #[pymodule_export]
     use crate::chunk::{chunk_tokens, chunk_words};
     #[pymodule_export]
