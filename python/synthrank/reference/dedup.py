@@ -10,7 +10,7 @@
   the same for every text, so two texts agree on a bin with probability equal to their Jaccard.
   Values stay below 2^63.
 - A text with no shingle has the all-max signature and takes part in no LSH band.
-- Band keys are FNV-1a 64 over the little-endian bytes of the band's `rows` values. Within a bucket
+- A band's key chains key = mix64(key ^ value) over its `rows` values from 0xCBF29CE484222325. Within a bucket
   each member is paired with the bucket's smallest index only (linear, deterministic); with
   `verify`, a pair is joined only when the Jaccard similarity of the two shingle-hash sets reaches
   the threshold. Exact duplicates (equal hash of the normalised text) always share a cluster.
@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from synthrank.reference.hash import fnv1a64_bytes, fnv1a64_str
+from synthrank.reference.hash import fnv1a64_str
 from synthrank.reference.rng import SplitMix64, mix64
 from synthrank.reference.text import (
     char_shingles_of_normalized,
@@ -34,6 +34,7 @@ from synthrank.reference.text import (
 
 EMPTY_SLOT = (1 << 64) - 1
 INTEGRATION_STEPS = 100
+BAND_KEY_START = 0xCBF29CE484222325
 
 
 def exact_hashes(texts: Sequence[str], threads: int | None = None) -> np.ndarray:
@@ -130,7 +131,11 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
 
 
 def band_key(values: Sequence[int]) -> int:
-    return fnv1a64_bytes(b"".join(value.to_bytes(8, "little") for value in values))
+    """key = mix64(key ^ value) over the band's values, from FNV's offset basis."""
+    key = BAND_KEY_START
+    for value in values:
+        key = mix64(key ^ value)
+    return key
 
 
 def jaccard(left: set[int], right: set[int]) -> float:

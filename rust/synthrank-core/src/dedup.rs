@@ -10,17 +10,20 @@
 //!   the value of the first originally non-empty bin on its probe sequence: the successive draws
 //!   `(x * num_perm) >> 64` of `SplitMix64(probe_key ^ i)`. Values stay below 2^63.
 //! - A text with no shingle has the all-max signature and takes part in no band.
-//! - Band keys are FNV-1a 64 over the little-endian bytes of the band's values; buckets are found by
-//!   sorting `(key, index)`, and each member is paired with its bucket's smallest index only
+//! - A band's key chains `key = mix64(key ^ value)` over its values, starting from
+//!   `0xcbf29ce484222325`; buckets are found by sorting `(key, index)`, and each member is paired with its bucket's smallest index only
 //!   (linear and deterministic). With `verify` a pair is joined only when the Jaccard similarity of
 //!   the two shingle-hash sets reaches the threshold.
 //! - Exact duplicates (equal hash of the normalised text) always share a cluster; a cluster is
 //!   named by its smallest index.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
 use rayon::prelude::*;
 
 use crate::error::{invalid, Result};
-use crate::hash::{fnv1a64, Fnv1a64};
+use crate::hash::fnv1a64;
 use crate::rng::{mix64, SplitMix64};
 use crate::text::{for_each_shingle_hash, normalize_one, shingle_hash_set, ShingleKind};
 
@@ -28,6 +31,7 @@ pub const EMPTY_SLOT: u64 = u64::MAX;
 /// More permutations buy no accuracy worth the time, and bound the `lsh_params` search.
 pub const MAX_PERMUTATIONS: usize = 4096;
 const INTEGRATION_STEPS: usize = 100;
+const BAND_KEY_START: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// The settings shared by signatures and near-duplicate search.
 #[derive(Clone, Copy, Debug)]
@@ -169,9 +173,30 @@ fn integrate(function: impl Fn(f64) -> f64, low: f64, high: f64) -> f64 {
 
 /// `(bands, rows)` with `bands * rows <= num_perm` minimising the equally weighted areas of
 /// false positives and false negatives (datasketch's `_optimal_param`, with a fixed quadrature).
+/// Results are cached per `(threshold, num_perm)`: the search costs milliseconds, a dedup call on
+/// a small batch often less.
 pub fn lsh_params(threshold: f64, num_perm: usize) -> Result<(usize, usize)> {
     check_threshold(threshold)?;
     check_num_perm(num_perm)?;
+    static CACHE: OnceLock<Mutex<HashMap<(u64, usize), (usize, usize)>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    let key = (threshold.to_bits(), num_perm);
+    if let Some(&params) = cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return Ok(params);
+    }
+    let params = search_lsh_params(threshold, num_perm);
+    cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(key, params);
+    Ok(params)
+}
+
+fn search_lsh_params(threshold: f64, num_perm: usize) -> (usize, usize) {
     let mut best_error = f64::INFINITY;
     let mut best = (0, 0);
     for bands in 1..=num_perm {
@@ -187,15 +212,15 @@ pub fn lsh_params(threshold: f64, num_perm: usize) -> Result<(usize, usize)> {
             }
         }
     }
-    Ok(best)
+    best
 }
 
+/// A band's bucket key: `key = mix64(key ^ value)` over its values, from FNV's offset basis (one
+/// mix per value, where byte-wise FNV would take eight multiplies).
 fn band_key(values: &[u64]) -> u64 {
-    let mut hasher = Fnv1a64::default();
-    for value in values {
-        hasher.write(&value.to_le_bytes());
-    }
-    hasher.finish()
+    values
+        .iter()
+        .fold(BAND_KEY_START, |key, &value| mix64(key ^ value))
 }
 
 /// Jaccard similarity of two sorted, distinct hash lists.

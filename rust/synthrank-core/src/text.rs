@@ -7,9 +7,12 @@
 //! is one shingle. The Unicode tables here are newer than Python's; both agree on every code point
 //! Python's database assigns.
 
+use std::borrow::Cow;
+
+use caseless::Caseless;
 use rayon::prelude::*;
 use unicode_general_category::{get_general_category, GeneralCategory as Gc};
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 
 use crate::error::{invalid, Result};
 use crate::hash::{fnv1a64, Fnv1a64};
@@ -26,8 +29,43 @@ pub fn normalize_one(text: &str) -> String {
     if text.is_ascii() {
         return text.to_ascii_lowercase();
     }
-    let composed: String = text.nfkc().collect();
-    caseless::default_case_fold_str(&composed)
+    // Every ASCII character is a normalisation boundary (a starter that never decomposes and is
+    // never the second half of a composition), so NFKC can run on each maximal non-ASCII run plus
+    // the one character before it (a base its marks may compose with) and leave the rest alone.
+    let bytes = text.as_bytes();
+    let mut folded = String::with_capacity(text.len());
+    let mut done = 0;
+    while let Some(offset) = bytes[done..].iter().position(|byte| !byte.is_ascii()) {
+        let run_start = done + offset;
+        let segment_start = if run_start > done {
+            run_start - 1
+        } else {
+            run_start
+        };
+        let run_end = bytes[run_start..]
+            .iter()
+            .position(u8::is_ascii)
+            .map_or(bytes.len(), |length| run_start + length);
+        push_ascii_lowercase(&mut folded, &text[done..segment_start]);
+        push_nfkc_case_folded(&mut folded, &text[segment_start..run_end]);
+        done = run_end;
+    }
+    push_ascii_lowercase(&mut folded, &text[done..]);
+    folded
+}
+
+fn push_ascii_lowercase(out: &mut String, ascii: &str) {
+    out.extend(ascii.chars().map(|c| c.to_ascii_lowercase()));
+}
+
+/// NFKC then full case folding of `segment`, appended to `out`; the quick check answers from the
+/// same tables as `nfkc()`, and skips it for text that is already NFKC.
+fn push_nfkc_case_folded(out: &mut String, segment: &str) {
+    let composed: Cow<str> = match is_nfkc_quick(segment.chars()) {
+        IsNormalized::Yes => Cow::Borrowed(segment),
+        _ => Cow::Owned(segment.nfkc().collect()),
+    };
+    out.extend(composed.chars().default_case_fold());
 }
 
 pub fn is_word_char(c: char) -> bool {
@@ -72,16 +110,33 @@ pub fn tokens_of_normalized(normalized: &str) -> Vec<&str> {
     tokens
 }
 
+/// The word tokens of an already normalised text joined by single spaces, built in one pass.
+fn tokens_joined(normalized: &str) -> String {
+    let mut joined = String::with_capacity(normalized.len());
+    let mut gap = false;
+    for c in normalized.chars() {
+        if is_word_char(c) {
+            if gap && !joined.is_empty() {
+                joined.push(' ');
+            }
+            joined.push(c);
+            gap = false;
+        } else {
+            gap = true;
+        }
+    }
+    joined
+}
+
 /// Calls `emit` with the bytes of each shingle, as pieces (a word shingle is its tokens and the
 /// separating spaces), in order, so callers can hash without building the strings.
 fn for_each_shingle(normalized: &str, n: usize, kind: ShingleKind, mut emit: impl FnMut(&[&str])) {
-    let tokens = tokens_of_normalized(normalized);
-    if tokens.is_empty() {
-        return;
-    }
     match kind {
         ShingleKind::Char => {
-            let joined = tokens.join(" ");
+            let joined = tokens_joined(normalized);
+            if joined.is_empty() {
+                return;
+            }
             if joined.is_ascii() {
                 // One byte per character: windows of bytes are the shingles, no offsets needed.
                 if joined.len() <= n {
@@ -105,6 +160,10 @@ fn for_each_shingle(normalized: &str, n: usize, kind: ShingleKind, mut emit: imp
             }
         }
         ShingleKind::Word => {
+            let tokens = tokens_of_normalized(normalized);
+            if tokens.is_empty() {
+                return;
+            }
             let width = n.min(tokens.len());
             let mut pieces: Vec<&str> = Vec::with_capacity(2 * width);
             for window in tokens.windows(width) {
@@ -205,6 +264,12 @@ mod tests {
     #[test]
     fn normalizes_like_python() {
         assert_eq!(normalize_one("Straße ﬁ ΣΑΣ"), "strasse fi σασ");
+        // A combining mark composes with the ASCII letter before it, at the start, middle and end.
+        assert_eq!(
+            normalize_one("E\u{301}x caf\u{E9}s e\u{301}"),
+            "\u{E9}x caf\u{E9}s \u{E9}"
+        );
+        assert_eq!(normalize_one("\u{301}A\u{FB01}B"), "\u{301}afib");
         assert_eq!(normalize_one("Ｆｕｌｌ"), "full");
     }
 
