@@ -67,7 +67,7 @@ def test_read_toml_reports_syntax_error_and_missing_file(tmp_path):
         read_toml(tmp_path / "nope.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("[opts\nsize = 1\n")
-    with pytest.raises(ConfigError, match="bad.toml"):
+    with pytest.raises(ConfigError, match=r"bad\.toml"):
         read_toml(bad)
 
 

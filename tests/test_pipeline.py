@@ -12,14 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-from llm_support import FakeServer, fake_server_fixture, fake_server_process_fixture  # noqa: F401
-from test_training_support import ASPECTS, TOPICS, tiny_model
 
+from llm_support import FakeServer, fake_server_fixture, fake_server_process_fixture  # noqa: F401
 from synthrank.init_config import template_text
 from synthrank.manifest import read_manifest
 from synthrank.pipeline import STAGE_NAMES
 from synthrank.records import RunLayout
 from synthrank.settings import load_config
+from test_training_support import ASPECTS, TOPICS, tiny_model
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 
@@ -35,12 +35,56 @@ def synthrank(*args: str, cwd: Path, timeout: float = 600) -> subprocess.Complet
     )
 
 
-WORDS = (
-    "fever cough rash fatigue nausea swelling bleeding dizziness insomnia anxiety tremor cramps "
-    "antibiotics surgery therapy vaccine diet exercise inhaler insulin steroids dialysis transplant "
-    "children adults pregnancy elderly genetics infection immune liver kidney lungs heart brain skin "
-    "bones joints blood nerves muscles eyes ears diagnosis screening prevention outlook complications"
-).split()
+WORDS = [
+    "fever",
+    "cough",
+    "rash",
+    "fatigue",
+    "nausea",
+    "swelling",
+    "bleeding",
+    "dizziness",
+    "insomnia",
+    "anxiety",
+    "tremor",
+    "cramps",
+    "antibiotics",
+    "surgery",
+    "therapy",
+    "vaccine",
+    "diet",
+    "exercise",
+    "inhaler",
+    "insulin",
+    "steroids",
+    "dialysis",
+    "transplant",
+    "children",
+    "adults",
+    "pregnancy",
+    "elderly",
+    "genetics",
+    "infection",
+    "immune",
+    "liver",
+    "kidney",
+    "lungs",
+    "heart",
+    "brain",
+    "skin",
+    "bones",
+    "joints",
+    "blood",
+    "nerves",
+    "muscles",
+    "eyes",
+    "ears",
+    "diagnosis",
+    "screening",
+    "prevention",
+    "outlook",
+    "complications",
+]
 
 
 def write_corpus(path: Path) -> None:

@@ -48,9 +48,20 @@ def demo_config(run_dir: Path, *, live: bool) -> PipelineConfig:
         llm=LLMConfig(model=DEMO_MODEL, cache=run_dir / "llm_cache.sqlite", offline=not live, concurrency=1),
         generate=GenerateConfig(n_queries=1, keyword_ratio=0.3, max_tokens=64, temperature=0.0),
         judge=JudgeConfig(top_m=5),
-        mine=MineConfig(num_negatives=7, allow_unjudged=True, range_max=30),
-        train=TrainConfig(epochs=2, batch_size=8, learning_rate=3e-5, max_length=256, checkpoint_every=50),
-        evaluate=EvalConfig(datasets=["indomain"], indomain_max_queries=150, max_length=256),
+        # Qwen-0.5B grades almost every pair 1 or 3 and hardly ever 0, so "on topic, does not answer"
+        # (1) counts as a hard negative here; unjudged candidates down to rank 30 fill the groups.
+        mine=MineConfig(num_negatives=7, negative_max_grade=1, allow_unjudged=True, range_max=30),
+        # A new relevance head on 2 CPU cores gets ~40 optimizer steps: a high head learning rate
+        # and small batches make the most of them.
+        train=TrainConfig(
+            epochs=2,
+            batch_size=4,
+            learning_rate=5e-5,
+            head_learning_rate=1e-3,
+            max_length=192,
+            checkpoint_every=20,
+        ),
+        evaluate=EvalConfig(datasets=["indomain"], indomain_max_queries=80, top_k=20, max_length=256),
     )
 
 

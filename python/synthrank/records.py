@@ -175,7 +175,7 @@ class JsonlAppender:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         repair_tail(self.path)
-        self._fh: IO[str] = open(self.path, "a", encoding="utf-8")
+        self._fh: IO[str] = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (held open for appends, closed by close())
 
     def write(self, record: Passage | Query | Judgment | TrainGroup) -> None:
         self._fh.write(to_json(record) + "\n")

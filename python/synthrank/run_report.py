@@ -43,7 +43,7 @@ def grade_distribution(layout: RunLayout) -> Counter[str]:
 
 def training_curve(layout: RunLayout, path: Path) -> bool:
     """Plot loss (and dev nDCG@10 where logged) per optimizer step; False when there is no log."""
-    log_path = layout.model / "training_log.jsonl"
+    log_path = layout.model / "training_log.jsonl"  # written by the trainer: loss per step, dev nDCG@10
     if not log_path.is_file():
         return False
     rows = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]

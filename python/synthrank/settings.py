@@ -138,7 +138,9 @@ def _relative_to(config: PipelineConfig, base: Path) -> PipelineConfig:
         config.corpus, path=fix(config.corpus.path), exclude_docs=fix(config.corpus.exclude_docs)
     )
     llm = dataclasses.replace(config.llm, cache=fix(config.llm.cache))
-    return config.with_changes(run=run, corpus=corpus, llm=llm)
+    archive = fix(Path(config.evaluate.trec_dl_archive))
+    evaluate = dataclasses.replace(config.evaluate, trec_dl_archive=str(archive))
+    return config.with_changes(run=run, corpus=corpus, llm=llm, evaluate=evaluate)
 
 
 def check_inputs(config: PipelineConfig) -> None:

@@ -105,7 +105,7 @@ def train(run_dir: Path, no_resume: bool, compile_: bool | None, **options: Any)
     "--dataset",
     "datasets",
     multiple=True,
-    help="indomain, trec-dl-19 or a BEIR folder; repeat. [default: indomain and trec-dl-19]",
+    help="indomain, trec-dl-19 or a BEIR folder; repeat. [default: indomain]",
 )
 @click.option("--bi-encoder", help="Bi-encoder row (cosine rerank). [default: all-MiniLM-L6-v2]")
 @click.option("--no-bi-encoder", is_flag=True, help="Leave the bi-encoder row out.")

@@ -19,7 +19,6 @@ import torch
 
 from synthrank.errors import InvalidArgumentError
 from synthrank.evaluation.datasets import (
-    TREC_DL_19_ARCHIVE,
     EvalDataset,
     load_beir,
     load_indomain,
@@ -170,14 +169,14 @@ class EvalConfig:
     """
 
     models: list[str] = field(default_factory=list)
-    datasets: list[str] = field(default_factory=lambda: ["indomain", "trec-dl-19"])
+    datasets: list[str] = field(default_factory=lambda: ["indomain"])
     bi_encoder: str = DEFAULT_EMBEDDER  # "" = leave the bi-encoder row out
     first_stage_row: bool = True
     top_k: int = 100
     max_length: int = 512
     max_query_tokens: int = 64
     device: str = "auto"
-    trec_dl_archive: str = str(TREC_DL_19_ARCHIVE)
+    trec_dl_archive: str = "trec-dl-19.tar.gz"  # for datasets = ["trec-dl-19"]
     indomain_max_queries: int = 0  # 0 = every held-out question
     beir_split: str = "test"
     seed: int = 0

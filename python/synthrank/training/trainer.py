@@ -9,6 +9,7 @@ and takes its own slice of each global batch; rank 0 alone evaluates, checkpoint
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import random
@@ -384,6 +385,7 @@ class Trainer:
             log.info("resumed from %s", latest)
         steps_run, loss_sum, step_seconds = 0, 0.0, 0.0
         eval_every = cfg.eval_every or self.steps_per_epoch
+        log_every = max(1, self.total_steps // 20)  # progress in logs too, where no bar is drawn
         progress = _progress(self.rank == 0)
         with progress:
             task = progress.add_task("train", total=self.total_steps, completed=self.state.global_step)
@@ -400,6 +402,10 @@ class Trainer:
                     self.state.epoch, self.state.step_in_epoch = self.state.epoch + 1, 0
                 progress.update(task, advance=1, description=f"train loss {loss:.4f}")
                 done = self.state.global_step == self.total_steps
+                lr = float(self.scheduler.get_last_lr()[0])
+                self.state.history.append({"step": self.state.global_step, "loss": round(loss, 6), "lr": lr})
+                if self.rank == 0 and (self.state.global_step % log_every == 0 or done):
+                    log.info("step %d/%d: loss %.4f", self.state.global_step, self.total_steps, loss)
                 if (self.dev is not None or self.world > 1) and (
                     self.state.global_step % eval_every == 0 or done
                 ):
@@ -419,7 +425,7 @@ class Trainer:
             "stopped_early": self.state.stopped_early,
             "best_dev_ndcg@10": self.state.best_dev_ndcg if self.state.best_step >= 0 else None,
             "best_step": self.state.best_step if self.state.best_step >= 0 else None,
-            "dev_history": self.state.history,
+            "dev_history": [h for h in self.state.history if "dev_ndcg@10" in h],
             "mean_loss": loss_sum / steps_run if steps_run else None,
             "seconds": round(elapsed, 3),  # wall time, dev evaluations and checkpoints included
             "groups_per_second": groups_done / step_seconds if step_seconds > 0 else None,
@@ -446,6 +452,8 @@ class Trainer:
             self.output.parent.mkdir(parents=True, exist_ok=True)
             self._save_model(self.output)
         write_model_card(self.output, base_model=self.cfg.model, config=asdict(self.cfg), result=result)
+        with open(self.output / "training_log.jsonl", "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(entry) + "\n" for entry in self.state.history)
 
 
 def _progress(enabled: bool) -> Any:

@@ -33,6 +33,9 @@ pub const MAX_PERMUTATIONS: usize = 4096;
 const INTEGRATION_STEPS: usize = 100;
 const BAND_KEY_START: u64 = 0xcbf2_9ce4_8422_2325;
 
+/// `(threshold bits, num_perm) -> (bands, rows)`.
+type LshParamsCache = HashMap<(u64, usize), (usize, usize)>;
+
 /// The settings shared by signatures and near-duplicate search.
 #[derive(Clone, Copy, Debug)]
 pub struct MinHashConfig {
@@ -178,7 +181,7 @@ fn integrate(function: impl Fn(f64) -> f64, low: f64, high: f64) -> f64 {
 pub fn lsh_params(threshold: f64, num_perm: usize) -> Result<(usize, usize)> {
     check_threshold(threshold)?;
     check_num_perm(num_perm)?;
-    static CACHE: OnceLock<Mutex<HashMap<(u64, usize), (usize, usize)>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<LshParamsCache>> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
     let key = (threshold.to_bits(), num_perm);
     if let Some(&params) = cache

@@ -55,7 +55,9 @@ pub fn normalize_one(text: &str) -> String {
 }
 
 fn push_ascii_lowercase(out: &mut String, ascii: &str) {
-    out.extend(ascii.chars().map(|c| c.to_ascii_lowercase()));
+    let start = out.len();
+    out.push_str(ascii);
+    out[start..].make_ascii_lowercase();
 }
 
 /// NFKC then full case folding of `segment`, appended to `out`; the quick check answers from the
