@@ -44,10 +44,10 @@ def demo_config(run_dir: Path, *, live: bool) -> PipelineConfig:
             heldout_fraction=0.2,
             heldout_group="focus",
         ),
-        sample=SampleConfig(num_passages=100, seed=0),
+        sample=SampleConfig(num_passages=80, seed=0),
         llm=LLMConfig(model=DEMO_MODEL, cache=run_dir / "llm_cache.sqlite", offline=not live, concurrency=1),
         generate=GenerateConfig(n_queries=1, keyword_ratio=0.3, max_tokens=64, temperature=0.0),
-        judge=JudgeConfig(top_m=5),
+        judge=JudgeConfig(top_m=4),
         # Qwen-0.5B grades almost every pair 1 or 3 and hardly ever 0, so "on topic, does not answer"
         # (1) counts as a hard negative here; unjudged candidates down to rank 30 fill the groups.
         mine=MineConfig(num_negatives=7, negative_max_grade=1, allow_unjudged=True, range_max=30),
@@ -65,7 +65,7 @@ def demo_config(run_dir: Path, *, live: bool) -> PipelineConfig:
     )
 
 
-def run_demo(run_dir: Path, *, live: bool, force: bool, verbose: bool) -> int:
+def run_demo(run_dir: Path, *, live: bool, force: bool, verbose: bool, stop: str | None = None) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     config = demo_config(run_dir, live=live)
     cache = run_dir / "llm_cache.sqlite"
@@ -76,7 +76,7 @@ def run_demo(run_dir: Path, *, live: bool, force: bool, verbose: bool) -> int:
             return EXIT_BAD_INPUT
         if not cache.exists():
             shutil.copyfile(replies, cache)
-        return run_config(config, force=force, check_llm=False, verbose=verbose)
+        return run_config(config, stop=stop, force=force, check_llm=False, verbose=verbose)
     server: Any = None
     if not os.environ.get("SYNTHRANK_LLM_BASE_URL"):
         from synthrank.llm.local_server import ServerOptions, free_port, start_server
@@ -85,6 +85,6 @@ def run_demo(run_dir: Path, *, live: bool, force: bool, verbose: bool) -> int:
         server, base_url = start_server(ServerOptions(model="qwen0.5b", port=free_port(), threads=2))
         config = config.with_changes(llm=dataclasses.replace(config.llm, base_urls=[base_url]))
     try:
-        return run_config(config, force=force, check_llm=True, verbose=verbose)
+        return run_config(config, stop=stop, force=force, check_llm=True, verbose=verbose)
     finally:
         del server

@@ -243,11 +243,10 @@ def run_ingest(layout: RunLayout, cfg: IngestConfig, source: Path | str) -> dict
                         excluded_seen.append(doc.doc_id)
                         doc_withheld[i] = True
                     elif cfg.heldout_fraction > 0:
-                        group = doc.meta.get(group_key, "") if group_key else ""
-                        if (
-                            _unit_hash(group.casefold().strip() or doc.doc_id, cfg.seed)
-                            < cfg.heldout_fraction
-                        ):
+                        # documents with an empty group value (14 MedQuAD answers lack a focus)
+                        # form one group of their own, held out or kept together
+                        group = doc.meta.get(group_key, "") if group_key else doc.doc_id
+                        if _unit_hash(group.casefold().strip(), cfg.seed) < cfg.heldout_fraction:
                             heldout_docs.append(doc.doc_id)
                             doc_withheld[i] = True
                 texts: list[str] = []

@@ -10,10 +10,11 @@
   the same for every text, so two texts agree on a bin with probability equal to their Jaccard.
   Values stay below 2^63.
 - A text with no shingle has the all-max signature and takes part in no LSH band.
-- A band's key chains key = mix64(key ^ value) over its `rows` values from 0xCBF29CE484222325. Within a bucket
-  each member is paired with the bucket's smallest index only (linear, deterministic); with
-  `verify`, a pair is joined only when the Jaccard similarity of the two shingle-hash sets reaches
-  the threshold. Exact duplicates (equal hash of the normalised text) always share a cluster.
+- LSH uses the first bands * rows bins. A band's key chains key = mix64(key ^ value) over its
+  `rows` values, starting from 0xCBF29CE484222325 (FNV's offset basis). Within a bucket each member
+  is paired with the bucket's smallest index only (linear, deterministic); with `verify`, a pair is
+  joined only when the Jaccard similarity of the two shingle-hash sets reaches the threshold.
+  Exact duplicates (equal hash of the normalised text) always share a cluster.
 - A cluster is named by its smallest index.
 """
 

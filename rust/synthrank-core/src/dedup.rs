@@ -129,24 +129,35 @@ impl OnePermutation {
 
     /// Optimal densification: each empty bin copies the first originally filled bin on its own
     /// probe sequence (the same sequence for every text, which keeps collisions unbiased).
+    /// Filled values are below 2^63, so copies are tagged with the top bit (as the empty marker
+    /// is) until every bin is done: a tagged bin is never a source.
     fn densify(&self, out: &mut [u64]) {
-        let filled: Vec<bool> = out.iter().map(|&value| value != EMPTY_SLOT).collect();
-        if filled.iter().all(|&is_filled| is_filled) {
+        const TAG: u64 = 1 << 63;
+        // The empty bins as a bit set, built without branches, then visited in increasing order.
+        let mut empty = [0u64; MAX_PERMUTATIONS / 64];
+        for (bin, &value) in out.iter().enumerate() {
+            empty[bin / 64] |= u64::from(value == EMPTY_SLOT) << (bin % 64);
+        }
+        let words = &empty[..out.len().div_ceil(64)];
+        if words.iter().all(|&word| word == 0) {
             return;
         }
-        for (bin, is_filled) in filled.iter().enumerate() {
-            if *is_filled {
-                continue;
-            }
-            let mut probe = SplitMix64::new(self.probe_key ^ bin as u64);
-            loop {
-                let source = self.bin_of(probe.next_u64());
-                if filled[source] {
-                    out[bin] = out[source];
-                    break;
+        for (word_index, &word) in words.iter().enumerate() {
+            let mut remaining = word;
+            while remaining != 0 {
+                let bin = word_index * 64 + remaining.trailing_zeros() as usize;
+                remaining &= remaining - 1;
+                let mut probe = SplitMix64::new(self.probe_key ^ bin as u64);
+                loop {
+                    let source = out[self.bin_of(probe.next_u64())];
+                    if source & TAG == 0 {
+                        out[bin] = source | TAG;
+                        break;
+                    }
                 }
             }
         }
+        out.iter_mut().for_each(|value| *value &= !TAG);
     }
 }
 
@@ -300,26 +311,30 @@ fn bucket_pairs(keys: &[u64], has_shingles: &[bool], bands: usize) -> Vec<(usize
     pairs
 }
 
-/// The pairs whose shingle sets reach `threshold` (each pair's left set is computed once).
+/// The pairs whose shingle sets reach `threshold`; each text's set is computed once, and only for
+/// texts in some pair.
 fn verified_pairs(
     texts: &[&str],
     pairs: &[(usize, usize)],
     config: &MinHashConfig,
     threshold: f64,
 ) -> Vec<(usize, usize)> {
-    let set_of = |i: usize| shingle_hash_set(texts[i], config.shingle_size, config.shingle);
+    let mut members: Vec<usize> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
+    members.par_sort_unstable();
+    members.dedup();
+    let sets: Vec<Vec<u64>> = members
+        .par_iter()
+        .map(|&i| shingle_hash_set(texts[i], config.shingle_size, config.shingle))
+        .collect();
+    let set_of = |i: usize| {
+        &sets[members
+            .binary_search(&i)
+            .expect("every paired text has a set")]
+    };
     pairs
-        .chunk_by(|x, y| x.0 == y.0)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .flat_map_iter(|group| {
-            let left = set_of(group[0].0);
-            group
-                .iter()
-                .filter(|&&(_, other)| jaccard(&left, &set_of(other)) >= threshold)
-                .copied()
-                .collect::<Vec<_>>()
-        })
+        .par_iter()
+        .filter(|&&(left, right)| jaccard(set_of(left), set_of(right)) >= threshold)
+        .copied()
         .collect()
 }
 
@@ -363,7 +378,9 @@ pub fn near_duplicates(
         }
     }
 
-    let pairs = bucket_pairs(&keys, &has_shingles, bands);
+    // Pairs of exact duplicates are already joined: skip them (and their Jaccard) here.
+    let mut pairs = bucket_pairs(&keys, &has_shingles, bands);
+    pairs.retain(|&(left, right)| clusters.find(left) != clusters.find(right));
     let joined = if verify {
         verified_pairs(texts, &pairs, config, threshold)
     } else {

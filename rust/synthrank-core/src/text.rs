@@ -46,12 +46,54 @@ pub fn normalize_one(text: &str) -> String {
             .iter()
             .position(u8::is_ascii)
             .map_or(bytes.len(), |length| run_start + length);
-        push_ascii_lowercase(&mut folded, &text[done..segment_start]);
-        push_nfkc_case_folded(&mut folded, &text[segment_start..run_end]);
+        let run = &text[run_start..run_end];
+        if run
+            .chars()
+            .all(|c| in_latin1_upper_half(c) || latin_ligature(c).is_some())
+        {
+            push_ascii_lowercase(&mut folded, &text[done..run_start]);
+            push_latin1_case_folded(&mut folded, run);
+        } else {
+            push_ascii_lowercase(&mut folded, &text[done..segment_start]);
+            push_nfkc_case_folded(&mut folded, &text[segment_start..run_end]);
+        }
         done = run_end;
     }
     push_ascii_lowercase(&mut folded, &text[done..]);
     folded
+}
+
+/// U+00C0..=U+00FF (the Latin-1 letters, plus "×" and "÷"): starters that NFKC keeps and nothing
+/// composes onto, so a run of them needs only case folding.
+fn in_latin1_upper_half(c: char) -> bool {
+    ('\u{C0}'..='\u{FF}').contains(&c)
+}
+
+/// The NFKC (and case-folded) form of the Latin ligatures U+FB00..=U+FB06, which PDF text
+/// extraction often leaves in: lowercase ASCII starters that compose with nothing.
+fn latin_ligature(c: char) -> Option<&'static str> {
+    const FORMS: [&str; 7] = ["ff", "fi", "fl", "ffi", "ffl", "st", "st"];
+    let index = (c as u32).checked_sub(0xFB00)?;
+    FORMS.get(index as usize).copied()
+}
+
+/// NFKC then full case folding of a run of [`in_latin1_upper_half`] and [`latin_ligature`]
+/// characters: "ß" folds to "ss", the capitals (all but U+00D7, "×") to their small letters 0x20
+/// above, a ligature to its letters, the rest to themselves.
+fn push_latin1_case_folded(out: &mut String, run: &str) {
+    for c in run.chars() {
+        if let Some(letters) = latin_ligature(c) {
+            out.push_str(letters);
+            continue;
+        }
+        match c {
+            '\u{DF}' => out.push_str("ss"),
+            '\u{C0}'..='\u{DE}' if c != '\u{D7}' => {
+                out.push(char::from_u32(c as u32 + 0x20).unwrap_or(c));
+            }
+            _ => out.push(c),
+        }
+    }
 }
 
 fn push_ascii_lowercase(out: &mut String, ascii: &str) {
@@ -74,6 +116,10 @@ pub fn is_word_char(c: char) -> bool {
     // In ASCII the categories L*, N* and Pc are exactly the letters, the digits and '_'.
     if c.is_ascii() {
         return c.is_ascii_alphanumeric() || c == '_';
+    }
+    // U+00C0..=U+00FF are letters (Lu, Ll) except the signs U+00D7 and U+00F7 (Sm).
+    if in_latin1_upper_half(c) {
+        return c != '\u{D7}' && c != '\u{F7}';
     }
     matches!(
         get_general_category(c),
@@ -112,22 +158,42 @@ pub fn tokens_of_normalized(normalized: &str) -> Vec<&str> {
     tokens
 }
 
-/// The word tokens of an already normalised text joined by single spaces, built in one pass.
+/// The word tokens of an already normalised text joined by single spaces, built in one pass
+/// (ASCII bytes are classified without decoding; each token is copied as one slice).
 fn tokens_joined(normalized: &str) -> String {
+    let bytes = normalized.as_bytes();
     let mut joined = String::with_capacity(normalized.len());
-    let mut gap = false;
-    for c in normalized.chars() {
-        if is_word_char(c) {
-            if gap && !joined.is_empty() {
-                joined.push(' ');
-            }
-            joined.push(c);
-            gap = false;
+    let mut token_start: Option<usize> = None;
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let (is_word, width) = if bytes[offset].is_ascii() {
+            let byte = bytes[offset];
+            (byte.is_ascii_alphanumeric() || byte == b'_', 1)
         } else {
-            gap = true;
+            let c = normalized[offset..].chars().next().unwrap_or_default();
+            (is_word_char(c), c.len_utf8())
+        };
+        match (is_word, token_start) {
+            (true, None) => token_start = Some(offset),
+            (false, Some(begin)) => {
+                push_token(&mut joined, &normalized[begin..offset]);
+                token_start = None;
+            }
+            _ => {}
         }
+        offset += width;
+    }
+    if let Some(begin) = token_start {
+        push_token(&mut joined, &normalized[begin..]);
     }
     joined
+}
+
+fn push_token(joined: &mut String, token: &str) {
+    if !joined.is_empty() {
+        joined.push(' ');
+    }
+    joined.push_str(token);
 }
 
 /// Calls `emit` with the bytes of each shingle, as pieces (a word shingle is its tokens and the
@@ -150,15 +216,12 @@ fn for_each_shingle(normalized: &str, n: usize, kind: ShingleKind, mut emit: imp
                 }
                 return;
             }
-            let mut bounds: Vec<usize> = joined.char_indices().map(|(offset, _)| offset).collect();
-            bounds.push(joined.len());
-            let n_chars = bounds.len() - 1;
-            if n_chars <= n {
-                emit(&[&joined]);
-                return;
-            }
-            for first in 0..=n_chars - n {
-                emit(&[&joined[bounds[first]..bounds[first + n]]]);
+            // Two cursors n characters apart; with n or fewer characters the only window is the
+            // whole text (the end cursor starts at the text's end).
+            let offsets = || joined.char_indices().map(|(offset, _)| offset);
+            let ends = offsets().skip(n).chain(std::iter::once(joined.len()));
+            for (start, end) in offsets().zip(ends) {
+                emit(&[&joined[start..end]]);
             }
         }
         ShingleKind::Word => {
@@ -264,6 +327,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn latin1_letters_fold_like_the_general_path() {
+        for c in ('\u{C0}'..='\u{FF}').chain('\u{FB00}'..='\u{FB06}') {
+            let (mut fast, mut general) = (String::new(), String::new());
+            push_latin1_case_folded(&mut fast, &format!("{c}{c}"));
+            push_nfkc_case_folded(&mut general, &format!("{c}{c}"));
+            assert_eq!(fast, general, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn latin1_word_chars_match_their_categories() {
+        for c in '\u{C0}'..='\u{FF}' {
+            let letter = matches!(
+                get_general_category(c),
+                Gc::UppercaseLetter | Gc::LowercaseLetter
+            );
+            assert_eq!(is_word_char(c), letter, "{c:?}");
+        }
+    }
+
+    #[test]
     fn normalizes_like_python() {
         assert_eq!(normalize_one("Straße ﬁ ΣΑΣ"), "strasse fi σασ");
         // A combining mark composes with the ASCII letter before it, at the start, middle and end.
@@ -272,6 +356,7 @@ mod tests {
             "\u{E9}x caf\u{E9}s \u{E9}"
         );
         assert_eq!(normalize_one("\u{301}A\u{FB01}B"), "\u{301}afib");
+        assert_eq!(normalize_one("\u{FB03}\u{301}x"), "ff\u{ED}x");
         assert_eq!(normalize_one("Ｆｕｌｌ"), "full");
     }
 
