@@ -8,12 +8,9 @@ import click
 from rich.console import Console
 
 from synthrank import bench
+from synthrank.commands.common import BadInputError
 from synthrank.errors import InvalidArgumentError, SynthrankError
 from synthrank.progress import progress_bar
-
-
-class BadInputError(click.ClickException):
-    exit_code = 2  # bad usage, configuration or input (a debug or missing native build included)
 
 
 @click.command("bench")

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from synthrank.errors import SynthrankError
+from synthrank.commands.common import stage_command
 from synthrank.records import RunLayout
 
 RUN_OPTION = click.option(
@@ -20,27 +17,6 @@ RUN_OPTION = click.option(
 SEED_OPTION = click.option(
     "--seed", default=0, show_default=True, type=int, help="Seed of every random choice."
 )
-
-
-class BadInputError(click.ClickException):
-    exit_code = 2  # bad usage, configuration or input
-
-
-def stage_command(func: Callable[..., dict[str, Any]]) -> Callable[..., None]:
-    """Print the stage's counts as JSON; bad input exits 2 with its message, Ctrl-C exits 130."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            counts = func(*args, **kwargs)
-        except KeyboardInterrupt:
-            click.echo("interrupted; outputs are only replaced when a stage completes", err=True)
-            sys.exit(130)
-        except SynthrankError as exc:
-            raise BadInputError(str(exc)) from None
-        click.echo(json.dumps(counts, default=str))
-
-    return wrapper
 
 
 @click.command(

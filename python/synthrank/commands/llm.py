@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
 import threading
 from collections.abc import Callable
@@ -12,7 +10,8 @@ from typing import Any
 
 import click
 
-from synthrank.errors import LLMError, SynthrankError
+from synthrank.commands.common import BadInputError, stage_command
+from synthrank.errors import SynthrankError
 from synthrank.records import RunLayout
 
 RUN_OPTION = click.option(
@@ -92,33 +91,6 @@ def build_llm_config(kw: dict[str, Any]) -> Any:
         refresh=kw.pop("refresh"),
         offline=kw.pop("offline"),
     )
-
-
-class BadInputError(click.ClickException):
-    exit_code = 2  # bad usage, configuration or input
-
-
-def stage_command(func: Callable[..., dict[str, Any]]) -> Callable[..., None]:
-    """Turn errors into messages and exit codes: 2 bad input, 1 failed/incomplete, 130 Ctrl-C."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            counts = func(*args, **kwargs)
-        except KeyboardInterrupt:
-            click.echo("interrupted; finished work is kept, re-run to continue", err=True)
-            sys.exit(130)
-        except LLMError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
-        except SynthrankError as exc:
-            raise BadInputError(str(exc)) from None
-        click.echo(json.dumps(counts, default=str))
-        if counts.get("complete") is False:
-            click.echo(f"Error: stage incomplete: {counts.get('stop_reason')}", err=True)
-            sys.exit(1)
-
-    return wrapper
 
 
 @click.command(

@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from synthrank.errors import SynthrankError
+from synthrank.commands.common import BadInputError, report_outcome
 from synthrank.records import RunLayout
 
 RUN_ARGUMENT = click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
 
 
-class BadInputError(click.ClickException):
-    exit_code = 2  # bad usage, configuration or input
-
-
 def _run_stage(stage: Any, *args: Any) -> None:
-    """Call a stage; bad input exits 2 with its message, Ctrl-C exits 130 keeping the checkpoints."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        counts = stage(*args)
-    except KeyboardInterrupt:
-        click.echo("interrupted; checkpoints and finished outputs are kept", err=True)
-        sys.exit(130)
-    except SynthrankError as exc:
-        raise BadInputError(str(exc)) from None
-    click.echo(json.dumps(counts, default=str))
+    report_outcome(stage, *args)
 
 
 @click.command(
