@@ -260,7 +260,7 @@ def test_cli_ctrl_c_keeps_finished_work_and_exits_130(fake_server: FakeServer, t
     layout = make_run(
         tmp_path / "run", [Passage(f"c{i}", f"dc{i}", f"{PASSAGES[i % 5].text} Note {i}.") for i in range(20)]
     )
-    fake_server.control(delay=0.2)
+    fake_server.control(delay=0.5)  # ~5 s of work left when the signal comes, even on a loaded machine
     proc = cli(["generate", "--run", str(layout.root), "--base-url", fake_server.url, "--n-queries", "1",
                 "--keyword-ratio", "0", "--concurrency", "2"])  # fmt: skip
     deadline = time.monotonic() + 60
