@@ -149,6 +149,8 @@ def cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],
         env=full_env,
+        # a shell's background job inherits SIGINT ignored; the Ctrl-C test needs the default back
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
