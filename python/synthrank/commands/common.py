@@ -6,11 +6,16 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from synthrank.errors import LLMError, SynthrankError
+
+RUN_OPTION = click.option(
+    "--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder."
+)
 
 
 class BadInputError(click.ClickException):

@@ -8,12 +8,9 @@ from typing import Any
 
 import click
 
-from synthrank.commands.common import stage_command
+from synthrank.commands.common import RUN_OPTION, stage_command
 from synthrank.records import RunLayout
 
-RUN_OPTION = click.option(
-    "--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder."
-)
 SEED_OPTION = click.option(
     "--seed", default=0, show_default=True, type=int, help="Seed of every random choice."
 )

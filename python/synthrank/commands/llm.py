@@ -10,13 +10,9 @@ from typing import Any
 
 import click
 
-from synthrank.commands.common import BadInputError, stage_command
+from synthrank.commands.common import RUN_OPTION, BadInputError, stage_command
 from synthrank.errors import SynthrankError
 from synthrank.records import RunLayout
-
-RUN_OPTION = click.option(
-    "--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder."
-)
 
 
 def llm_options(command: Callable[..., Any]) -> Callable[..., Any]:
