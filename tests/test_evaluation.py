@@ -78,6 +78,17 @@ def test_length_bucketed_scoring_returns_scores_in_input_order(tmp_path: Path) -
 
     one_by_one = [one_pair(q, p) for q, p in zip(queries, passages, strict=True)]
     assert bucketed.tolist() == pytest.approx(one_by_one, abs=1e-5)
+    # bf16 autocast on the CPU: the same ranking signal, to bf16's precision
+    low = score_pairs(model, tokenizer, queries, passages, max_length=64, precision="bf16")
+    assert low.tolist() == pytest.approx(one_by_one, abs=0.05)
+    assert low.tolist() != pytest.approx(one_by_one, abs=1e-6)
+
+
+def test_evaluation_precision_is_checked() -> None:
+    from synthrank.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="precision"):
+        EvalConfig(precision="fp8")
 
 
 def test_model_specs_take_an_optional_label(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ def make_run(root: Path, judgments: list[tuple[str, int, int | None]], k: int = 
     layout.passages.parent.mkdir(parents=True)
     passages = [Passage(f"d{i}#0", f"d{i}", f"passage text {i}") for i in range(N_PASSAGES)]
     passages[EXACT_DUP] = Passage("d1#0", "d1", passages[0].text)
+    passages[6] = Passage("d6#0", "d6", "passage text 6", title="Title 6")
     layout.passages.write_text("".join(to_json(p) + "\n" for p in passages), encoding="utf-8")
     hashes = np.arange(N_PASSAGES, dtype=np.uint64)
     hashes[EXACT_DUP] = hashes[0]
@@ -94,6 +95,7 @@ def test_false_negative_guard_and_positives(tmp_path: Path) -> None:
     forbidden = {"d0#0", "d1#0", "d2#0", "d3#0", "d4#0", "d5#0"}  # positives, duplicates, withheld
     assert not forbidden & set(g.neg_ids)
     assert g.neg_ids == ["d6#0", "d7#0", "d8#0", "d9#0", "d10#0"] and g.neg_judged == [True] * 5
+    assert g.neg[0] == "Title 6 passage text 6"  # what the reranker reads: the title goes with the text
     selection = stats["negative_selection"]
     assert selection["duplicate_of_positive"] >= 1 and selection["near_duplicate_of_positive"] >= 1
     assert stats["withheld_candidates_removed"] >= 1

@@ -38,6 +38,7 @@ def tiny_config(model: Path, **overrides: object) -> TrainConfig:
         cpu_threads=1,
         checkpoint_every=0,
         early_stopping_patience=0,
+        dev_min_queries=1,
     )
     options.update(overrides)
     return TrainConfig(**options)
@@ -180,6 +181,14 @@ def test_best_dev_checkpoint_is_the_output_and_early_stopping_stops(tmp_path: Pa
     assert torch.equal(weights(best_folder)["classifier.weight"], weights(layout.model)["classifier.weight"])
     if result["stopped_early"]:
         assert result["steps"] < result["total_steps"] and history[-1]["dev_ndcg@10"] <= best["dev_ndcg@10"]
+
+
+def test_a_dev_set_too_small_to_trust_keeps_the_last_model(tmp_path: Path, tiny: Path) -> None:
+    layout = tiny_run(tmp_path / "run")
+    result = run_train(layout, tiny_config(tiny, epochs=2, dev_min_queries=1000, early_stopping_patience=1))
+    assert result["dev_history"] == [] and result["best_step"] is None and not result["stopped_early"]
+    assert result["steps"] == result["total_steps"]
+    assert not (layout.root / "checkpoints" / "model" / "best").exists()
 
 
 def test_lce_training_learns_the_tiny_task(tmp_path: Path, tiny: Path) -> None:
@@ -328,10 +337,14 @@ def test_cli_train_then_evaluate(tmp_path: Path, tiny: Path) -> None:
             "--no-bi-encoder",
             "--max-length",
             "64",
+            "--precision",
+            "bf16",
+            "--output",
+            str(tmp_path / "report"),
         ],
     )
     assert result.exit_code == 0, result.output
-    assert {p.name for p in layout.eval.iterdir()} >= {"report.json", "report.md", "chart.png"}
+    assert {p.name for p in (tmp_path / "report").iterdir()} >= {"report.json", "report.md", "chart.png"}
     assert "ours vs each system" in (layout.model / "README.md").read_text()
 
     bad = runner.invoke(main, ["train", str(tmp_path / "nothing"), "--model", str(tiny)])

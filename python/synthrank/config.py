@@ -115,8 +115,11 @@ def build(
         kwargs[key] = _convert(value, annotation)
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{_where(path, text, section)}: {exc}") from exc
+    except (TypeError, ValueError, ConfigError) as exc:
+        # the options' own checks name the key; point at its line and drop their own prefix
+        message = re.sub(r"^(\[\w+\] |\w+\.)?\w+:? ", "", str(exc), count=1)
+        key = next((k for k in table if re.search(rf"\b{re.escape(k)}\b", str(exc))), None)
+        raise ConfigError(f"{_where(path, text, section, key)}: {message if key else exc}") from exc
 
 
 def read_toml(path: Path | str) -> tuple[dict[str, Any], str]:

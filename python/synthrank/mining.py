@@ -352,8 +352,8 @@ def run_mine(layout: RunLayout, cfg: MineConfig) -> dict[str, Any]:
         groups.append(
             TrainGroup(
                 query=q.text,
-                pos=[texts[r].text for r in pos],
-                neg=[texts[r].text for r in neg],
+                pos=[texts[r].reranker_text for r in pos],
+                neg=[texts[r].reranker_text for r in neg],
                 query_id=q.query_id,
                 pos_ids=[texts[r].passage_id for r in pos],
                 neg_ids=[texts[r].passage_id for r in neg],

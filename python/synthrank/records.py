@@ -51,6 +51,11 @@ class Passage:
     end: int = 0
     meta: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def reranker_text(self) -> str:
+        """What the reranker reads, in training and evaluation alike: the title, then the text."""
+        return f"{self.title} {self.text}" if self.title else self.text
+
 
 @dataclass(frozen=True, slots=True)
 class Query:
@@ -85,7 +90,10 @@ class Judgment:
 
 @dataclass(frozen=True, slots=True)
 class TrainGroup:
-    """One query with its positives and hard negatives (FlagEmbedding's format plus ids)."""
+    """One query with its positives and hard negatives (FlagEmbedding's format plus ids).
+
+    `pos`/`neg` hold each passage's `reranker_text` (title, then text): what the reranker reads.
+    """
 
     query: str
     pos: list[str]

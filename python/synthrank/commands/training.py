@@ -48,6 +48,7 @@ def _run_stage(stage: Any, *args: Any) -> None:
 @click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]))
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model.")
 @click.option("--device", help="auto, cpu, cuda, cuda:1, mps.")
+@click.option("--cpu-threads", type=int, help="Torch threads on CPU (0 = cores / local processes).")
 @click.option("--checkpoint-every", type=int, help="Optimizer steps between checkpoints. [default: 200]")
 @click.option("--eval-every", type=int, help="Optimizer steps between dev evaluations (0 = per epoch).")
 @click.option("--early-stopping-patience", type=int)
@@ -99,7 +100,13 @@ def train(run_dir: Path, no_resume: bool, compile_: bool | None, **options: Any)
 @click.option("--max-length", type=int, help="Tokens of query + passage. [default: 512]")
 @click.option("--indomain-max-queries", type=int, help="Sample this many held-out questions (0 = all).")
 @click.option("--trec-dl-archive", type=click.Path(dir_okay=False), help="Path of trec-dl-19.tar.gz.")
+@click.option("--output", type=click.Path(file_okay=False), help="Report folder. [default: RUN/eval]")
 @click.option("--device", help="auto, cpu, cuda, mps.")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "bf16", "fp16", "fp32"]),
+    help="auto: bf16 on GPU, fp32 on CPU; bf16 also speeds up CPUs with AVX512-BF16/AMX.",
+)
 def evaluate(
     run_dir: Path, models: tuple[str, ...], datasets: tuple[str, ...], no_bi_encoder: bool, **options: Any
 ) -> None:

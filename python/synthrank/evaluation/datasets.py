@@ -225,7 +225,7 @@ def load_indomain(
         questions = sorted(random.Random(seed).sample(questions, max_queries))
     queries = {f"q{i}": q for i, q in enumerate(questions)}
     qrels = {qid: dict.fromkeys(answers[q][1], 1) for qid, q in queries.items()}
-    passages = {p.passage_id: f"{p.title} {p.text}".strip() if p.title else p.text for p in all_passages}
+    passages = {p.passage_id: p.reranker_text for p in all_passages}
     candidates = bm25_candidates(queries, passages, top_k)
     needed = {d for c in candidates.values() for d in c}
     return EvalDataset("indomain", queries, {d: passages[d] for d in needed}, qrels, candidates)

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthrank.errors import InvalidArgumentError
+from synthrank.devices import PRECISIONS, autocast_dtype, pick_device
+from synthrank.errors import ConfigError, InvalidArgumentError
 from synthrank.evaluation.datasets import (
     EvalDataset,
     load_beir,
@@ -31,16 +32,6 @@ from synthrank.records import RunLayout
 log = logging.getLogger(__name__)
 
 
-def pick_device(device: str = "auto") -> torch.device:
-    if device != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 @torch.inference_mode()
 def score_pairs(
     model: Any,
@@ -52,6 +43,7 @@ def score_pairs(
     max_query_tokens: int = 64,
     tokens_per_batch: int = 16_384,
     max_batch_size: int = 256,
+    precision: str = "auto",
 ) -> np.ndarray:
     """Relevance logits for (query, passage) pairs, in input order.
 
@@ -61,6 +53,7 @@ def score_pairs(
     from synthrank.training.data import cap_queries
 
     device = next(model.parameters()).device
+    dtype = autocast_dtype(precision, device)
     capped = cap_queries(tokenizer, queries, max_query_tokens)
     enc = tokenizer(capped, list(passages), truncation="only_second", max_length=max_length)
     lengths = np.array([len(ids) for ids in enc["input_ids"]])
@@ -73,7 +66,7 @@ def score_pairs(
         size = max(1, min(max_batch_size, tokens_per_batch // int(lengths[order[start]])))
         idx = order[start : start + size]
         batch = tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc}, return_tensors="pt")
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
         scores[idx] = logits[:, 0].float().cpu().numpy()
         start += size
@@ -82,7 +75,13 @@ def score_pairs(
 
 
 def rerank_with_cross_encoder(
-    model: Any, tokenizer: Any, ds: EvalDataset, *, max_length: int = 512, max_query_tokens: int = 64
+    model: Any,
+    tokenizer: Any,
+    ds: EvalDataset,
+    *,
+    max_length: int = 512,
+    max_query_tokens: int = 64,
+    precision: str = "auto",
 ) -> tuple[dict[str, dict[str, float]], float]:
     """(run, pairs per second) for a cross-encoder over the data set's candidate lists."""
     pairs = [(q, d) for q, cands in ds.candidates.items() for d in cands]
@@ -94,6 +93,7 @@ def rerank_with_cross_encoder(
         [ds.passages[d] for _, d in pairs],
         max_length=max_length,
         max_query_tokens=max_query_tokens,
+        precision=precision,
     )
     elapsed = time.perf_counter() - started
     run: dict[str, dict[str, float]] = {q: {} for q in ds.candidates}
@@ -147,14 +147,19 @@ def score_run(
 
 
 def evaluate_cross_encoder(
-    name: str, path: str | Path, ds: EvalDataset, device: torch.device, max_length: int, max_query_tokens: int
+    name: str, path: str | Path, ds: EvalDataset, device: torch.device, cfg: EvalConfig
 ) -> SystemResult:
     from synthrank.training import load_cross_encoder
 
     model, tokenizer = load_cross_encoder(str(path), device)
     started = time.perf_counter()
     run, pps = rerank_with_cross_encoder(
-        model, tokenizer, ds, max_length=max_length, max_query_tokens=max_query_tokens
+        model,
+        tokenizer,
+        ds,
+        max_length=cfg.max_length,
+        max_query_tokens=cfg.max_query_tokens,
+        precision=cfg.precision,
     )
     return score_run(name, "cross-encoder", ds, run, pps, time.perf_counter() - started)
 
@@ -176,10 +181,16 @@ class EvalConfig:
     max_length: int = 512
     max_query_tokens: int = 64
     device: str = "auto"
+    precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp16 | fp32
     trec_dl_archive: str = "trec-dl-19.tar.gz"  # for datasets = ["trec-dl-19"]
     indomain_max_queries: int = 0  # 0 = every held-out question
     beir_split: str = "test"
     seed: int = 0
+    output: str = ""  # report folder; "" = the run folder's eval/
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"[evaluate] precision: one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 def parse_model_spec(spec: str) -> tuple[str, str]:
@@ -226,12 +237,10 @@ def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
             run, pps = rerank_with_bi_encoder(bi_encoder, ds)
             results.append(score_run("bi-encoder", "bi-encoder", ds, run, pps, time.perf_counter() - started))
         for label, path in models:
-            results.append(
-                evaluate_cross_encoder(label, path, ds, device, cfg.max_length, cfg.max_query_tokens)
-            )
+            results.append(evaluate_cross_encoder(label, path, ds, device, cfg))
     candidate = models[-1][0] if models else None
     report = build_report(datasets, results, candidate, device, cfg)
-    written = write_report(layout.eval, report)
+    written = write_report(Path(cfg.output) if cfg.output else layout.eval, report)
     print_table(report)
     for _label, path in models:
         if Path(path).is_dir():

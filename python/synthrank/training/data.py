@@ -108,9 +108,9 @@ def _random_pool(layout: RunLayout, groups: Sequence[TrainGroup], seed: int) -> 
         pool: list[tuple[str, str]] = []
         for i, p in enumerate(read_jsonl(layout.passages, Passage)):
             if i < RANDOM_POOL_MAX:
-                pool.append((p.passage_id, p.text))
+                pool.append((p.passage_id, p.reranker_text))
             elif (j := rng.randrange(i + 1)) < RANDOM_POOL_MAX:
-                pool[j] = (p.passage_id, p.text)
+                pool[j] = (p.passage_id, p.reranker_text)
         return pool
     seen: dict[str, str] = {}
     for g in groups:
@@ -128,7 +128,9 @@ def _with_source_positives(layout: RunLayout, groups: list[TrainGroup]) -> tuple
             )
     source = {q.query_id: q.passage_id for q in read_jsonl(layout.queries, Query)}
     wanted = {source[g.query_id] for g in groups if g.query_id in source}
-    texts = {p.passage_id: p.text for p in read_jsonl(layout.passages, Passage) if p.passage_id in wanted}
+    texts = {
+        p.passage_id: p.reranker_text for p in read_jsonl(layout.passages, Passage) if p.passage_id in wanted
+    }
     out = [
         TrainGroup(g.query, [texts[source[g.query_id]]], [], g.query_id, [source[g.query_id]], [])
         for g in groups

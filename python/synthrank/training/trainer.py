@@ -24,9 +24,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from synthrank.devices import autocast_dtype, pick_device
 from synthrank.errors import ConfigError, InvalidArgumentError
 from synthrank.evaluation.datasets import load_beir
-from synthrank.evaluation.evaluator import pick_device, rerank_with_cross_encoder
+from synthrank.evaluation.evaluator import rerank_with_cross_encoder
 from synthrank.evaluation.metrics import mean, per_query
 from synthrank.models import DEFAULT_RERANKER_START
 from synthrank.records import RunLayout
@@ -39,7 +40,15 @@ log = logging.getLogger(__name__)
 
 CHECKPOINTS_DIR = "checkpoints"  # RUN/checkpoints/<output folder name>/{step-N, best}
 # options that may change between a run and its resumption; any other change refuses to resume
-RESUMABLE_CHANGES = {"resume", "checkpoint_every", "keep_checkpoints", "device", "cpu_threads", "compile"}
+RESUMABLE_CHANGES = {
+    "resume",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "device",
+    "cpu_threads",
+    "compile",
+    "dev_min_queries",
+}
 
 
 @dataclass
@@ -77,6 +86,7 @@ class TrainConfig:
     early_stopping_patience: int = 3  # dev evaluations without improvement; 0 = off
     dev_top_k: int = 20  # BM25 candidates per dev query reranked for nDCG@10
     dev_max_queries: int = 200
+    dev_min_queries: int = 30  # a smaller dev set is too noisy to pick checkpoints: the last model is kept
     resume: bool = True
     output: str = ""  # "" = the run's model/ folder
 
@@ -125,16 +135,6 @@ def _distributed() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
-        return None
-    if precision == "fp16":
-        return torch.float16
-    if precision == "bf16" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
 
 
 def parameter_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -195,7 +195,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model, self.tokenizer = load_cross_encoder(cfg.model, device)
         self.model.train()
-        self.autocast_dtype = _autocast_dtype(cfg.precision, device)
+        self.autocast_dtype = autocast_dtype(cfg.precision, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.autocast_dtype == torch.float16)
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, cfg), lr=cfg.learning_rate)
         warmup = int(cfg.warmup_ratio * self.total_steps)
@@ -236,7 +236,14 @@ class Trainer:
             return None
         ds = load_beir(self.layout.dev, split="dev", top_k=self.cfg.dev_top_k, name="dev")
         keep = sorted(ds.candidates)[: self.cfg.dev_max_queries]
-        if not keep:  # a run too small to hold queries out: train without early stopping
+        if len(keep) < self.cfg.dev_min_queries:
+            log.warning(
+                "%s: %d dev queries, fewer than dev_min_queries (%d): no checkpoint selection or early "
+                "stopping, the last model is kept",
+                self.layout.dev,
+                len(keep),
+                self.cfg.dev_min_queries,
+            )
             return None
         ds.candidates = {q: ds.candidates[q] for q in keep}
         return ds
@@ -277,6 +284,7 @@ class Trainer:
             self.dev,
             max_length=self.cfg.max_length,
             max_query_tokens=self.cfg.max_query_tokens,
+            precision=self.cfg.precision,
         )
         return mean(per_query(self.dev.qrels, run, "ndcg@10", self.dev.relevance_level))
 
@@ -415,6 +423,7 @@ class Trainer:
                     if self.on_checkpoint is not None:
                         self.on_checkpoint(self.state.global_step, folder)
         elapsed = time.perf_counter() - started
+        selected = self.dev is not None and self.state.best_step >= 0
         groups_done = steps_run * cfg.batch_size * cfg.grad_accumulation * self.world
         result: dict[str, Any] = {
             "steps": self.state.global_step,
@@ -423,8 +432,8 @@ class Trainer:
             "epochs": round(self.state.global_step / self.steps_per_epoch, 3),
             "resumed_from_step": resumed_from,
             "stopped_early": self.state.stopped_early,
-            "best_dev_ndcg@10": self.state.best_dev_ndcg if self.state.best_step >= 0 else None,
-            "best_step": self.state.best_step if self.state.best_step >= 0 else None,
+            "best_dev_ndcg@10": self.state.best_dev_ndcg if selected else None,
+            "best_step": self.state.best_step if selected else None,
             "dev_history": [h for h in self.state.history if "dev_ndcg@10" in h],
             "mean_loss": loss_sum / steps_run if steps_run else None,
             "seconds": round(elapsed, 3),  # wall time, dev evaluations and checkpoints included
@@ -442,7 +451,7 @@ class Trainer:
     def _finish(self, result: dict[str, Any]) -> None:
         """The best dev model (or the last one without a dev set) goes to the output with its card."""
         best = self.checkpoints / "best"
-        if self.state.best_step >= 0 and best.is_dir():
+        if self.dev is not None and self.state.best_step >= 0 and best.is_dir():
             tmp = self.output.with_name(self.output.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(best, tmp)
