@@ -49,7 +49,7 @@ def test_build_converts_values(tmp_path):
         ("size = 4", "sise = 4", "c.toml:6: [opts] sise: unknown key"),
         ("size = 4", 'size = "4"', "c.toml:6: [opts] size: expected int, got '4'"),
         ("size = 4", "size = true", "c.toml:6: [opts] size: expected int"),
-        ('mode = "random"', 'mode = "best"', "c.toml:8: [opts] mode: expected"),
+        ('mode = "random"', 'mode = "best"', "c.toml:8: [opts] mode: expected one of 'top', 'random'"),
         ('names = ["a", "b"]', "names = [1]", "c.toml:10: [opts] names: expected"),
     ],
 )

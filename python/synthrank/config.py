@@ -110,7 +110,10 @@ def build(
             )
         annotation = hints[key]
         if not _matches(value, annotation):
-            wanted = getattr(annotation, "__name__", str(annotation)).replace("typing.", "")
+            if typing.get_origin(annotation) is typing.Literal:
+                wanted = "one of " + ", ".join(map(repr, typing.get_args(annotation)))
+            else:
+                wanted = getattr(annotation, "__name__", str(annotation)).replace("typing.", "")
             raise ConfigError(f"{_where(path, text, section, key)}: expected {wanted}, got {value!r}")
         kwargs[key] = _convert(value, annotation)
     try:

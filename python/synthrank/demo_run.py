@@ -28,7 +28,7 @@ def demo_file(name: str) -> Path:
 
 def demo_config(run_dir: Path, *, live: bool) -> PipelineConfig:
     """The demo's settings: small enough for 2 CPU cores, the same code paths as a real run."""
-    from synthrank.devices import cpu_has_fast_bf16
+    from synthrank.devices import Precision, cpu_has_fast_bf16
     from synthrank.evaluation.evaluator import EvalConfig
     from synthrank.llm.config import LLMConfig
     from synthrank.llm.generate import GenerateConfig
@@ -37,6 +37,7 @@ def demo_config(run_dir: Path, *, live: bool) -> PipelineConfig:
     from synthrank.sample import SampleConfig
     from synthrank.training.trainer import TrainConfig
 
+    precision: Precision = "bf16" if cpu_has_fast_bf16() else "auto"
     return PipelineConfig(
         run=RunConfig(dir=run_dir),
         corpus=CorpusConfig(
@@ -63,7 +64,7 @@ def demo_config(run_dir: Path, *, live: bool) -> PipelineConfig:
             learning_rate=2e-4,
             head_learning_rate=1e-3,
             max_length=160,
-            precision="bf16" if cpu_has_fast_bf16() else "auto",
+            precision=precision,
             checkpoint_every=50,
         ),
         evaluate=EvalConfig(
@@ -71,7 +72,7 @@ def demo_config(run_dir: Path, *, live: bool) -> PipelineConfig:
             indomain_max_queries=80,
             top_k=20,
             max_length=256,
-            precision="bf16" if cpu_has_fast_bf16() else "auto",
+            precision=precision,
         ),
     )
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 def pick_device(device: str = "auto") -> torch.device:

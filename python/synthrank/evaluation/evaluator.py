@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthrank.devices import PRECISIONS, autocast_dtype, pick_device
+from synthrank.devices import PRECISIONS, Precision, autocast_dtype, pick_device
 from synthrank.errors import ConfigError, InvalidArgumentError
 from synthrank.evaluation.datasets import (
     EvalDataset,
@@ -181,7 +181,7 @@ class EvalConfig:
     max_length: int = 512
     max_query_tokens: int = 64
     device: str = "auto"
-    precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp16 | fp32
+    precision: Precision = "auto"  # auto: bf16 on GPU, fp32 on CPU
     trec_dl_archive: str = "trec-dl-19.tar.gz"  # for datasets = ["trec-dl-19"]
     indomain_max_queries: int = 0  # 0 = every held-out question
     beir_split: str = "test"

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from synthrank.devices import autocast_dtype, pick_device
+from synthrank.devices import Precision, autocast_dtype, pick_device
 from synthrank.errors import ConfigError, InvalidArgumentError
 from synthrank.evaluation.datasets import load_beir
 from synthrank.evaluation.evaluator import rerank_with_cross_encoder
@@ -76,7 +76,7 @@ class TrainConfig:
     negatives: Literal["hard", "random"] = "hard"
     positives: Literal["judged", "source"] = "judged"
     seed: int = 42
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 (or fp16) on GPU, fp32 on CPU
+    precision: Precision = "auto"  # auto: bf16 (or fp16) on GPU, fp32 on CPU
     compile: bool = False
     device: str = "auto"
     cpu_threads: int = 0  # 0 = CPU cores / local processes
@@ -451,7 +451,7 @@ class Trainer:
     def _finish(self, result: dict[str, Any]) -> None:
         """The best dev model (or the last one without a dev set) goes to the output with its card."""
         best = self.checkpoints / "best"
-        if self.dev is not None and self.state.best_step >= 0 and best.is_dir():
+        if result["best_step"] is not None and best.is_dir():
             tmp = self.output.with_name(self.output.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(best, tmp)
