@@ -77,3 +77,21 @@ def test_locate_and_fingerprint():
     assert locate(TOML, "run", "rate") is None
     assert fingerprint(Opts()) == fingerprint(Opts())
     assert fingerprint(Opts()) != fingerprint(Opts(size=5))
+
+
+def test_post_init_error_names_the_key_at_fault_and_its_line(tmp_path):
+    from synthrank.training.trainer import TrainConfig
+
+    cfg_path = tmp_path / "c.toml"
+    # max_length comes first and appears in max_query_tokens' message: the line must still be 4
+    cfg_path.write_text("[run]\n[train]\nmax_length = 64\nmax_query_tokens = 64\n")
+    data, text = read_toml(cfg_path)
+    with pytest.raises(ConfigError) as err:
+        build(TrainConfig, data["train"], section="train", path=cfg_path, text=text)
+    assert (
+        str(err.value)
+        == f"{cfg_path}:4: [train] max_query_tokens: must be smaller than max_length (64), got 64"
+    )
+    assert (
+        str(err.value.__cause__) == "[train] max_query_tokens: must be smaller than max_length (64), got 64"
+    )

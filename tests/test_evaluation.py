@@ -8,10 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from synthrank.errors import InvalidArgumentError
+from synthrank.errors import ConfigError, InvalidArgumentError
 from synthrank.evaluation import metrics
 from synthrank.evaluation.datasets import load_beir, load_indomain, load_trec_dl19
-from synthrank.evaluation.evaluator import EvalConfig, parse_model_spec, run_evaluate, score_pairs
+from synthrank.evaluation.evaluator import (
+    EvalConfig,
+    fuse_runs,
+    parse_model_spec,
+    run_evaluate,
+    score_pairs,
+)
 from test_training_support import tiny_model, tiny_run
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -124,7 +130,28 @@ def test_run_evaluate_compares_every_system_on_the_same_lists(tmp_path: Path) ->
 def test_run_evaluate_in_domain_with_the_bi_encoder_row(tmp_path: Path) -> None:
     layout = tiny_run(tmp_path / "run")
     tiny = tiny_model(tmp_path / "tiny")
-    run_evaluate(layout, EvalConfig(models=[f"ours={tiny}"], datasets=["indomain"], max_length=64))
-    systems = json.loads((layout.eval / "report.json").read_text())["datasets"]["indomain"]["systems"]
-    assert list(systems) == ["bm25", "bi-encoder", "ours"]
+    cfg = EvalConfig(models=[f"ours={tiny}"], datasets=["indomain"], max_length=64, fuse_weights=[0.0, 1.0])
+    run_evaluate(layout, cfg)
+    report = json.loads((layout.eval / "report.json").read_text())
+    systems = report["datasets"]["indomain"]["systems"]
+    assert list(systems) == ["bm25", "bi-encoder", "ours", "ours+bi@0", "ours+bi@1"]
     assert systems["bi-encoder"]["ndcg@10"] > 0.9  # all-MiniLM-L6-v2 knows "symptoms of asthma"
+    # weight 0 ranks as the bi-encoder, weight 1 as the cross-encoder; the last fused row is tested
+    assert systems["ours+bi@0"]["ndcg@10"] == systems["bi-encoder"]["ndcg@10"]
+    assert systems["ours+bi@1"]["ndcg@10"] == systems["ours"]["ndcg@10"]
+    assert report["candidate"] == "ours+bi@1" and "ours" in report["datasets"]["indomain"]["comparisons"]
+
+
+def test_fusion_mixes_per_query_z_scores() -> None:
+    cross = {"q": {"a": 10.0, "b": 0.0, "c": 5.0}}  # logits: a > c > b
+    first = {"q": {"a": 0.1, "b": 0.3, "c": 0.2}}  # cosines: b > c > a
+    half = fuse_runs(cross, first, 0.5)["q"]
+    assert all(v == pytest.approx(0.0) for v in half.values())  # mirror-image rankings cancel out
+    leaning = fuse_runs(cross, first, 0.8)["q"]
+    assert sorted(leaning, key=leaning.__getitem__, reverse=True) == ["a", "c", "b"]
+    flat = fuse_runs({"q": {"a": 1.0, "b": 1.0}}, {"q": {"a": 0.2, "b": 0.1}}, 0.5)["q"]
+    assert flat["a"] > flat["b"]  # a constant list has no spread: no division by zero
+    with pytest.raises(ConfigError, match="fuse_weights"):
+        EvalConfig(fuse_weights=[1.5])
+    with pytest.raises(ConfigError, match="needs the bi-encoder"):
+        EvalConfig(fuse_weights=[0.5], bi_encoder="")

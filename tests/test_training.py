@@ -349,5 +349,7 @@ def test_cli_train_then_evaluate(tmp_path: Path, tiny: Path) -> None:
 
     bad = runner.invoke(main, ["train", str(tmp_path / "nothing"), "--model", str(tiny)])
     assert bad.exit_code == 2 and "train_groups.jsonl: not found" in bad.output
-    bad = runner.invoke(main, ["evaluate", str(layout.root), "--dataset", "nope", "--no-bi-encoder"])
+    bad = runner.invoke(main, ["evaluate", "--run", str(layout.root), "--dataset", "nope", "--no-bi-encoder"])
     assert bad.exit_code == 2 and "--dataset 'nope'" in bad.output
+    bad = runner.invoke(main, ["evaluate", "--no-bi-encoder"])
+    assert bad.exit_code == 2 and "give RUN or --run RUN" in bad.output

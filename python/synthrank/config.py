@@ -119,10 +119,9 @@ def build(
     try:
         return cls(**kwargs)
     except (TypeError, ValueError, ConfigError) as exc:
-        # the options' own checks name the key; point at its line and drop their own prefix
-        message = re.sub(r"^(\[\w+\] |\w+\.)?\w+:? ", "", str(exc), count=1)
-        key = next((k for k in table if re.search(rf"\b{re.escape(k)}\b", str(exc))), None)
-        raise ConfigError(f"{_where(path, text, section, key)}: {message if key else exc}") from exc
+        if isinstance(exc, ConfigError) and exc.key:
+            raise ConfigError(f"{_where(path, text, section, exc.key)}: {exc.detail}") from exc
+        raise ConfigError(f"{_where(path, text, section)}: {exc}") from exc
 
 
 def read_toml(path: Path | str) -> tuple[dict[str, Any], str]:

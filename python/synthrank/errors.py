@@ -29,7 +29,14 @@ class InputFormatError(SynthrankError):
 
 
 class ConfigError(SynthrankError):
-    """The configuration is invalid; the message names the key."""
+    """Invalid configuration; `key` is the option at fault, `detail` the message without it."""
+
+    def __init__(self, detail: str, *, section: str | None = None, key: str | None = None) -> None:
+        self.section = section
+        self.key = key
+        self.detail = detail
+        where = " ".join(part for part in (section and f"[{section}]", key and f"{key}:") if part)
+        super().__init__(f"{where} {detail}" if where else detail)
 
 
 class LLMError(SynthrankError):

@@ -71,15 +71,24 @@ class MineConfig:
     def validate(self) -> None:
         if not 0 <= self.negative_max_grade < self.positive_min_grade <= 3:
             raise ConfigError(
-                "[mine] need 0 <= negative_max_grade < positive_min_grade <= 3, got "
-                f"{self.negative_max_grade} and {self.positive_min_grade}"
+                "need 0 <= negative_max_grade < positive_min_grade <= 3, got "
+                f"{self.negative_max_grade} and {self.positive_min_grade}",
+                section="mine",
+                key="negative_max_grade",
             )
-        if self.num_negatives < 1 or self.max_positives < 1:
-            raise ConfigError("[mine] num_negatives and max_positives must be >= 1")
+        for name in ("num_negatives", "max_positives"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="mine", key=name)
         if self.min_negatives is not None and not 0 <= self.min_negatives <= self.num_negatives:
-            raise ConfigError(f"[mine] min_negatives must be in [0, num_negatives], got {self.min_negatives}")
+            raise ConfigError(
+                f"must be in [0, num_negatives ({self.num_negatives})], got {self.min_negatives}",
+                section="mine",
+                key="min_negatives",
+            )
         if not 0.0 <= self.dev_fraction < 1.0:
-            raise ConfigError(f"[mine] dev_fraction must be in [0, 1), got {self.dev_fraction}")
+            raise ConfigError(
+                f"must be in [0, 1), got {self.dev_fraction}", section="mine", key="dev_fraction"
+            )
 
 
 def _in_dev(doc_id: str, cfg: MineConfig) -> bool:

@@ -48,7 +48,7 @@ class EmbedConfig:
 
 @dataclass(frozen=True)
 class IndexConfig:
-    """Options of the usearch index (section [retrieval.index] of synthrank.toml)."""
+    """Options of the usearch index (section [index] of synthrank.toml)."""
 
     metric: Literal["cos", "ip", "l2sq"] = "cos"
     dtype: Literal["f32", "f16", "i8"] = "f32"
@@ -59,16 +59,19 @@ class IndexConfig:
 
     def validate(self) -> None:
         if self.metric not in ("cos", "ip", "l2sq"):
-            raise ConfigError(f"[retrieval.index] metric must be cos, ip or l2sq, got {self.metric!r}")
+            raise ConfigError(f"must be cos, ip or l2sq, got {self.metric!r}", section="index", key="metric")
         if self.dtype not in ("f32", "f16", "i8"):
-            raise ConfigError(f"[retrieval.index] dtype must be f32, f16 or i8, got {self.dtype!r}")
-        if self.connectivity < 2 or self.expansion_add < 1 or self.expansion_search < 1:
-            raise ConfigError("[retrieval.index] connectivity must be >= 2 and expansions >= 1")
+            raise ConfigError(f"must be f32, f16 or i8, got {self.dtype!r}", section="index", key="dtype")
+        if self.connectivity < 2:
+            raise ConfigError(f"must be >= 2, got {self.connectivity}", section="index", key="connectivity")
+        for name in ("expansion_add", "expansion_search"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="index", key=name)
 
 
 @dataclass(frozen=True)
 class RetrieveConfig:
-    """Options of the candidate search (section [retrieval.search] of synthrank.toml)."""
+    """Options of the candidate search (section [retrieve] of synthrank.toml)."""
 
     k: int = 100
     exact: bool | None = None  # None: exact search when the corpus has <= exact_below passages
@@ -79,9 +82,11 @@ class RetrieveConfig:
 
     def validate(self) -> None:
         if self.k < 1:
-            raise ConfigError(f"[retrieval.search] k must be >= 1, got {self.k}")
+            raise ConfigError(f"must be >= 1, got {self.k}", section="retrieve", key="k")
         if self.recall_sample < 0:
-            raise ConfigError(f"[retrieval.search] recall_sample must be >= 0, got {self.recall_sample}")
+            raise ConfigError(
+                f"must be >= 0, got {self.recall_sample}", section="retrieve", key="recall_sample"
+            )
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,15 @@ class SampleConfig:
 
     def validate(self) -> None:
         if self.num_passages < 1:
-            raise ConfigError(f"[sample] num_passages must be >= 1, got {self.num_passages}")
+            raise ConfigError(f"must be >= 1, got {self.num_passages}", section="sample", key="num_passages")
         if self.strategy not in ("uniform", "stratified"):
-            raise ConfigError(f"[sample] strategy must be 'uniform' or 'stratified', got {self.strategy!r}")
+            raise ConfigError(
+                f"must be 'uniform' or 'stratified', got {self.strategy!r}", section="sample", key="strategy"
+            )
         if self.strategy == "stratified" and not self.stratify_by:
-            raise ConfigError("[sample] stratify_by: a meta key is required for strategy 'stratified'")
+            raise ConfigError(
+                "a meta key is required for strategy 'stratified'", section="sample", key="stratify_by"
+            )
 
 
 def load_passage_arrays(layout: RunLayout) -> dict[str, np.ndarray]:

@@ -18,6 +18,23 @@ RUN_OPTION = click.option(
 )
 
 
+def run_folder_argument(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The run folder as `RUN` or as `--run RUN`, so every stage command takes `--run` alike."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, run_arg: Path | None, run_opt: Path | None, **kwargs: Any) -> Any:
+        if run_arg is not None and run_opt is not None and run_arg != run_opt:
+            raise click.UsageError(f"two run folders given: {run_arg} and --run {run_opt}")
+        run_dir = run_arg or run_opt
+        if run_dir is None:
+            raise click.UsageError("missing the run folder: give RUN or --run RUN")
+        return func(*args, run_dir=run_dir, **kwargs)
+
+    path = click.Path(file_okay=False, path_type=Path)
+    wrapper = click.argument("run_arg", metavar="[RUN]", required=False, type=path)(wrapper)
+    return click.option("--run", "run_opt", type=path, help="Run folder (instead of RUN).")(wrapper)
+
+
 class BadInputError(click.ClickException):
     exit_code = 2  # bad usage, configuration or input
 

@@ -8,10 +8,8 @@ from typing import Any
 
 import click
 
-from synthrank.commands.common import BadInputError, report_outcome
+from synthrank.commands.common import BadInputError, report_outcome, run_folder_argument
 from synthrank.records import RunLayout
-
-RUN_ARGUMENT = click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
 
 
 def _run_stage(stage: Any, *args: Any) -> None:
@@ -26,7 +24,7 @@ def _run_stage(stage: Any, *args: Any) -> None:
     "  synthrank train runs/med --loss bce --negatives random --positives source --output runs/med/naive\n"
     "  torchrun --nproc_per_node 4 $(which synthrank) train runs/med"
 )
-@RUN_ARGUMENT
+@run_folder_argument
 @click.option("--model", help="Start point: local path or hub name. [default: all-MiniLM-L6-v2 + new head]")
 @click.option("--output", type=click.Path(file_okay=False), help="Where the model goes. [default: RUN/model]")
 @click.option(
@@ -78,9 +76,10 @@ def train(run_dir: Path, no_resume: bool, compile_: bool | None, **options: Any)
     "--model ours=runs/med/model\n"
     "  synthrank evaluate runs/med --model naive=runs/med/naive --model ours=runs/med/model "
     "--dataset indomain --dataset trec-dl-19\n"
-    "  synthrank evaluate runs/med --dataset path/to/beir/scifact --no-bi-encoder"
+    "  synthrank evaluate runs/med --dataset path/to/beir/scifact --no-bi-encoder\n"
+    "  synthrank evaluate runs/med --fuse 0.3 --fuse 0.5"
 )
-@RUN_ARGUMENT
+@run_folder_argument
 @click.option(
     "--model",
     "models",
@@ -96,6 +95,13 @@ def train(run_dir: Path, no_resume: bool, compile_: bool | None, **options: Any)
 )
 @click.option("--bi-encoder", help="Bi-encoder row (cosine rerank). [default: all-MiniLM-L6-v2]")
 @click.option("--no-bi-encoder", is_flag=True, help="Leave the bi-encoder row out.")
+@click.option(
+    "--fuse",
+    "fuse_weights",
+    type=click.FloatRange(0, 1),
+    multiple=True,
+    help="Also rank by W*z(cross-encoder) + (1-W)*z(bi-encoder) per query; repeat for several W.",
+)
 @click.option("--top-k", type=int, help="First-stage candidates reranked per query. [default: 100]")
 @click.option("--max-length", type=int, help="Tokens of query + passage. [default: 512]")
 @click.option("--indomain-max-queries", type=int, help="Sample this many held-out questions (0 = all).")
@@ -108,7 +114,12 @@ def train(run_dir: Path, no_resume: bool, compile_: bool | None, **options: Any)
     help="auto: bf16 on GPU, fp32 on CPU; bf16 also speeds up CPUs with AVX512-BF16/AMX.",
 )
 def evaluate(
-    run_dir: Path, models: tuple[str, ...], datasets: tuple[str, ...], no_bi_encoder: bool, **options: Any
+    run_dir: Path,
+    models: tuple[str, ...],
+    datasets: tuple[str, ...],
+    fuse_weights: tuple[float, ...],
+    no_bi_encoder: bool,
+    **options: Any,
 ) -> None:
     """Rerank the same top-100 lists with BM25, the bi-encoder and each model; report to RUN/eval."""
     from synthrank.evaluation.evaluator import EvalConfig, run_evaluate
@@ -119,6 +130,8 @@ def evaluate(
             given["models"] = list(models)
         if datasets:
             given["datasets"] = list(datasets)
+        if fuse_weights:
+            given["fuse_weights"] = list(fuse_weights)
         if no_bi_encoder:
             given["bi_encoder"] = ""
         return run_evaluate(RunLayout(run_dir), EvalConfig(**given))

@@ -47,7 +47,7 @@ BAD_REASONS = ("malformed", "missing_field", "invalid_utf8", "empty_text", "dupl
 
 @dataclass(frozen=True)
 class IngestConfig:
-    """Options of the ingest stage (section [ingest] of synthrank.toml)."""
+    """Options of the ingest stage (section [corpus] of synthrank.toml)."""
 
     format: Format = "auto"
     id_field: str = "id"
@@ -79,17 +79,25 @@ class IngestConfig:
     def validate(self) -> None:
         if self.passage_tokens < 8:
             raise ConfigError(
-                f"[ingest] max_length {self.max_length} leaves {self.passage_tokens} passage tokens after "
-                f"query_budget {self.query_budget} and special_tokens {self.special_tokens}"
+                f"{self.max_length} leaves {self.passage_tokens} passage tokens after "
+                f"query_budget {self.query_budget} and special_tokens {self.special_tokens}",
+                section="corpus",
+                key="max_length",
             )
         if not 0 <= self.overlap < self.passage_tokens:
-            raise ConfigError(f"[ingest] overlap must be in [0, {self.passage_tokens}), got {self.overlap}")
+            raise ConfigError(
+                f"must be in [0, {self.passage_tokens}), got {self.overlap}", section="corpus", key="overlap"
+            )
         if not 0.0 <= self.heldout_fraction < 1.0:
-            raise ConfigError(f"[ingest] heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
+            raise ConfigError(
+                f"must be in [0, 1), got {self.heldout_fraction}", section="corpus", key="heldout_fraction"
+            )
         if self.on_error not in ("raise", "skip"):
-            raise ConfigError(f"[ingest] on_error must be 'raise' or 'skip', got {self.on_error!r}")
+            raise ConfigError(
+                f"must be 'raise' or 'skip', got {self.on_error!r}", section="corpus", key="on_error"
+            )
         if self.batch_size < 1:
-            raise ConfigError(f"[ingest] batch_size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"must be >= 1, got {self.batch_size}", section="corpus", key="batch_size")
 
 
 def detect_format(path: Path) -> str:
@@ -127,7 +135,9 @@ def read_documents(path: Path, cfg: IngestConfig) -> Iterator[Record]:
         "medquad": lambda: read_medquad(path),
     }
     if fmt not in readers:
-        raise ConfigError(f"[ingest] format: unknown format {fmt!r}; known: auto, {', '.join(readers)}")
+        raise ConfigError(
+            f"unknown format {fmt!r}; known: auto, {', '.join(readers)}", section="corpus", key="format"
+        )
     return readers[fmt]()
 
 

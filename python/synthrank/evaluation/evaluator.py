@@ -1,8 +1,9 @@
 """Rerank the same first-stage top-k lists with each system and measure quality and speed.
 
-Systems: the first-stage order itself, a bi-encoder's cosine similarity, and any number of
-cross-encoders (base and fine-tuned). Cross-encoder pairs are scored longest-first in length
-buckets, each batch sized to a token budget, so short pairs run in big batches and long ones fit.
+Systems: the first-stage order itself, a bi-encoder's cosine similarity, any number of
+cross-encoders (base and fine-tuned), and each cross-encoder fused with the bi-encoder.
+Cross-encoder pairs are scored longest-first in length buckets, each batch sized to a token budget,
+so short pairs run in big batches and long ones fit.
 """
 
 from __future__ import annotations
@@ -119,17 +120,39 @@ def rerank_with_bi_encoder(
     return run, ds.n_pairs / elapsed if elapsed > 0 else float("inf")
 
 
+def fuse_runs(
+    cross: dict[str, dict[str, float]], first: dict[str, dict[str, float]], weight: float
+) -> dict[str, dict[str, float]]:
+    """weight * z(cross) + (1 - weight) * z(first), each z-scored within its query's list.
+
+    Per-query z-scores put logits and cosines on one scale without a held-out calibration, so one
+    weight carries across queries and models.
+    """
+
+    def zscores(scores: dict[str, float]) -> dict[str, float]:
+        values = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
+        spread = float(values.std()) or 1.0
+        return {d: (v - float(values.mean())) / spread for d, v in scores.items()}
+
+    fused: dict[str, dict[str, float]] = {}
+    for q, scores in cross.items():
+        zc, zf = zscores(scores), zscores(first[q])
+        fused[q] = {d: weight * zc[d] + (1.0 - weight) * zf[d] for d in scores}
+    return fused
+
+
 @dataclass
 class SystemResult:
     """One system on one data set: mean and per-query metrics, speed."""
 
     system: str
     dataset: str
-    kind: str  # "first-stage" | "bi-encoder" | "cross-encoder"
+    kind: str  # "first-stage" | "bi-encoder" | "cross-encoder" | "fused"
     means: dict[str, float]
     per_query: dict[str, dict[str, float]] = field(repr=False)
     pairs_per_second: float | None = None
     seconds: float = 0.0
+    run: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
 
 
 def score_run(
@@ -142,7 +165,7 @@ def score_run(
 ) -> SystemResult:
     per_query = evaluate(ds.qrels, run, METRICS, ds.relevance_level)
     return SystemResult(
-        system, ds.name, kind, {m: mean(v) for m, v in per_query.items()}, per_query, pps, seconds
+        system, ds.name, kind, {m: mean(v) for m, v in per_query.items()}, per_query, pps, seconds, run
     )
 
 
@@ -170,6 +193,8 @@ class EvalConfig:
 
     models: cross-encoders to compare, "label=path" or a path; the last one is the candidate that
     every other system is tested against. Empty = the run's fine-tuned `model/`.
+    fuse_weights: also rank by each cross-encoder fused with the bi-encoder (`fuse_runs`), one row
+    "label+bi@w" per weight; the last model at the last weight is then the candidate.
     datasets: "indomain" (held-out real questions of the run), "trec-dl-19", or a BEIR folder path.
     """
 
@@ -187,10 +212,26 @@ class EvalConfig:
     beir_split: str = "test"
     seed: int = 0
     output: str = ""  # report folder; "" = the run folder's eval/
+    fuse_weights: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        for w in self.fuse_weights:
+            if not 0.0 <= w <= 1.0:
+                raise ConfigError(
+                    f"each weight must be in [0, 1], got {w}", section="evaluate", key="fuse_weights"
+                )
+        if self.fuse_weights and not self.bi_encoder:
+            raise ConfigError(
+                "needs the bi-encoder row (bi_encoder is empty)", section="evaluate", key="fuse_weights"
+            )
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"[evaluate] precision: one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            raise ConfigError(
+                f"one of {', '.join(PRECISIONS)}, got {self.precision!r}", section="evaluate", key="precision"
+            )
+
+
+def fused_label(label: str, weight: float) -> str:
+    return f"{label}+bi@{weight:g}"
 
 
 def parse_model_spec(spec: str) -> tuple[str, str]:
@@ -232,13 +273,22 @@ def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
         log.info("%s: %d queries, %d pairs", ds.name, len(ds.candidates), ds.n_pairs)
         if cfg.first_stage_row:
             results.append(score_run(ds.first_stage, "first-stage", ds, ds.first_stage_run(), None, 0.0))
+        bi_run: dict[str, dict[str, float]] = {}
         if bi_encoder is not None:
             started = time.perf_counter()
-            run, pps = rerank_with_bi_encoder(bi_encoder, ds)
-            results.append(score_run("bi-encoder", "bi-encoder", ds, run, pps, time.perf_counter() - started))
+            bi_run, pps = rerank_with_bi_encoder(bi_encoder, ds)
+            seconds = time.perf_counter() - started
+            results.append(score_run("bi-encoder", "bi-encoder", ds, bi_run, pps, seconds))
         for label, path in models:
-            results.append(evaluate_cross_encoder(label, path, ds, device, cfg))
-    candidate = models[-1][0] if models else None
+            cross = evaluate_cross_encoder(label, path, ds, device, cfg)
+            results.append(cross)
+            for w in cfg.fuse_weights:
+                fused = fuse_runs(cross.run, bi_run, w)
+                results.append(score_run(fused_label(label, w), "fused", ds, fused, None, cross.seconds))
+    candidate = None
+    if models:
+        label = models[-1][0]
+        candidate = fused_label(label, cfg.fuse_weights[-1]) if cfg.fuse_weights else label
     report = build_report(datasets, results, candidate, device, cfg)
     written = write_report(Path(cfg.output) if cfg.output else layout.eval, report)
     print_table(report)

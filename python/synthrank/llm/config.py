@@ -65,18 +65,23 @@ class LLMConfig:
     def __post_init__(self) -> None:
         for name in ("concurrency", "rest_after"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"[llm] {name}: must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="llm", key=name)
         for name in ("timeout", "backoff_base", "backoff_max", "rest_seconds"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"[llm] {name}: must be > 0, got {getattr(self, name)}")
+                raise ConfigError(f"must be > 0, got {getattr(self, name)}", section="llm", key=name)
         for name in ("rpm", "tpm", "max_cost"):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise ConfigError(f"[llm] {name}: must be > 0 when set, got {value}")
-        if self.retries < 0 or self.price_prompt < 0 or self.price_completion < 0:
-            raise ConfigError("[llm] retries, price_prompt and price_completion must be >= 0")
+                raise ConfigError(f"must be > 0 when set, got {value}", section="llm", key=name)
+        for name in ("retries", "price_prompt", "price_completion"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", section="llm", key=name)
         if self.offline and self.refresh:
-            raise ConfigError("[llm] offline and refresh exclude each other (refresh asks the server again)")
+            raise ConfigError(
+                "offline and refresh exclude each other (refresh asks the server again)",
+                section="llm",
+                key="offline",
+            )
 
     def resolved(self) -> LLMConfig:
         """A copy with base URLs, model and key filled in from the environment where unset."""
@@ -86,7 +91,7 @@ class LLMConfig:
             urls = [u.strip() for u in env.split(",") if u.strip()] if env else [DEFAULT_BASE_URL]
         for url in urls:
             if not url.startswith(("http://", "https://")):
-                raise ConfigError(f"[llm] base_urls: {url!r} is not an http(s) URL")
+                raise ConfigError(f"{url!r} is not an http(s) URL", section="llm", key="base_urls")
         model = self.model or _first_env(MODEL_ENV) or "default"
         api_key = self.api_key if self.api_key is not None else _first_env(API_KEY_ENV)
         return replace(self, base_urls=[normalize_base_url(u) for u in urls], model=model, api_key=api_key)

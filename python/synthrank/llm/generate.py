@@ -54,11 +54,13 @@ class GenerateConfig:
 
     def __post_init__(self) -> None:
         if self.n_queries < 1:
-            raise ConfigError(f"[generate] n_queries: must be >= 1, got {self.n_queries}")
+            raise ConfigError(f"must be >= 1, got {self.n_queries}", section="generate", key="n_queries")
         if not 0.0 <= self.keyword_ratio <= 1.0:
-            raise ConfigError(f"[generate] keyword_ratio: must be in [0, 1], got {self.keyword_ratio}")
+            raise ConfigError(
+                f"must be in [0, 1], got {self.keyword_ratio}", section="generate", key="keyword_ratio"
+            )
         if self.few_shot < 0:
-            raise ConfigError(f"[generate] few_shot: must be >= 0, got {self.few_shot}")
+            raise ConfigError(f"must be >= 0, got {self.few_shot}", section="generate", key="few_shot")
 
 
 def plan_styles(passage_id: str, n: int, keyword_ratio: float, seed: int) -> list[str]:

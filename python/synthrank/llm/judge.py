@@ -57,11 +57,13 @@ class JudgeConfig:
 
     def __post_init__(self) -> None:
         if self.top_m < 0:
-            raise ConfigError(f"[judge] top_m: must be >= 0, got {self.top_m}")
+            raise ConfigError(f"must be >= 0, got {self.top_m}", section="judge", key="top_m")
         if self.few_shot < 0:
-            raise ConfigError(f"[judge] few_shot: must be >= 0, got {self.few_shot}")
+            raise ConfigError(f"must be >= 0, got {self.few_shot}", section="judge", key="few_shot")
         if not 0 <= self.top_logprobs <= 20:
-            raise ConfigError(f"[judge] top_logprobs: must be in [0, 20], got {self.top_logprobs}")
+            raise ConfigError(
+                f"must be in [0, 20], got {self.top_logprobs}", section="judge", key="top_logprobs"
+            )
 
 
 @dataclass(frozen=True)

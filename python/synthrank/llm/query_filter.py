@@ -51,12 +51,22 @@ class FilterConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_words <= self.max_words:
-            raise ConfigError(f"[filter] min_words/max_words: need 1 <= {self.min_words} <= {self.max_words}")
-        if self.copy_ngram < 1 or not 0 < self.copy_overlap <= 1:
-            raise ConfigError("[filter] copy_ngram must be >= 1 and copy_overlap in (0, 1]")
+            raise ConfigError(
+                f"need 1 <= min_words <= max_words, got {self.min_words} and {self.max_words}",
+                section="filter",
+                key="min_words",
+            )
+        if self.copy_ngram < 1:
+            raise ConfigError(f"must be >= 1, got {self.copy_ngram}", section="filter", key="copy_ngram")
+        if not 0 < self.copy_overlap <= 1:
+            raise ConfigError(
+                f"must be in (0, 1], got {self.copy_overlap}", section="filter", key="copy_overlap"
+            )
         if not 0 < self.near_duplicate_threshold <= 1:
             raise ConfigError(
-                f"[filter] near_duplicate_threshold: must be in (0, 1], got {self.near_duplicate_threshold}"
+                f"must be in (0, 1], got {self.near_duplicate_threshold}",
+                section="filter",
+                key="near_duplicate_threshold",
             )
 
 

@@ -34,9 +34,17 @@ class GroupOptions:
 
     def __post_init__(self) -> None:
         if self.group_size < 2:
-            raise ConfigError(f"group_size must be >= 2 (1 positive + negatives), got {self.group_size}")
+            raise ConfigError(
+                f"must be >= 2 (1 positive + negatives), got {self.group_size}",
+                section="train",
+                key="group_size",
+            )
         if not 0.0 <= self.random_negative_share <= 1.0:
-            raise ConfigError(f"random_negative_share must be in [0, 1], got {self.random_negative_share}")
+            raise ConfigError(
+                f"must be in [0, 1], got {self.random_negative_share}",
+                section="train",
+                key="random_negative_share",
+            )
 
 
 @dataclass

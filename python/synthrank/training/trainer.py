@@ -100,11 +100,17 @@ class TrainConfig:
             "max_query_tokens",
         ):
             if getattr(self, name) < 1:
-                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="train", key=name)
         if self.loss not in LOSSES:
-            raise ConfigError(f"train.loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+            raise ConfigError(
+                f"must be one of {sorted(LOSSES)}, got {self.loss!r}", section="train", key="loss"
+            )
         if self.max_query_tokens >= self.max_length:
-            raise ConfigError("train.max_query_tokens must be smaller than train.max_length")
+            raise ConfigError(
+                f"must be smaller than max_length ({self.max_length}), got {self.max_query_tokens}",
+                section="train",
+                key="max_query_tokens",
+            )
 
     def group_options(self) -> GroupOptions:
         return GroupOptions(
