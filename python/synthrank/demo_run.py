@@ -51,10 +51,17 @@ def demo_config(run_dir: Path, *, live: bool) -> PipelineConfig:
         generate=GenerateConfig(n_queries=1, keyword_ratio=0.3, max_tokens=64, temperature=0.0),
         judge=JudgeConfig(top_m=4),
         # Qwen-0.5B grades almost every pair 1 or 3 and hardly ever 0, so "on topic, does not answer"
-        # (1) counts as a hard negative here; unjudged candidates down to rank 30 fill the groups.
-        # 15 negatives per query, 7 per group: each epoch rotates to other negatives.
+        # (1) counts as a hard negative here; unjudged candidates of the top 100 fill the groups,
+        # drawn at random, minus those within 10% of the positive's similarity (mostly sections of
+        # the same page that answer the query too). 15 per query, 7 per group: epochs rotate them.
         mine=MineConfig(
-            num_negatives=15, min_negatives=7, negative_max_grade=1, allow_unjudged=True, range_max=30
+            num_negatives=15,
+            min_negatives=7,
+            negative_max_grade=1,
+            allow_unjudged=True,
+            range_max=100,
+            relative_margin=0.1,
+            sampling="random",
         ),
         # A new relevance head on 2 CPU cores gets ~100 optimizer steps: a high learning rate, short
         # inputs and bf16 where the CPU has fast bf16 kernels (same loss curve, ~1.5x faster).
