@@ -131,8 +131,8 @@ def fuse_runs(
 
     def zscores(scores: dict[str, float]) -> dict[str, float]:
         values = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
-        spread = float(values.std()) or 1.0
-        return {d: (v - float(values.mean())) / spread for d, v in scores.items()}
+        center, spread = float(values.mean()), float(values.std()) or 1.0
+        return {d: (v - center) / spread for d, v in scores.items()}
 
     fused: dict[str, dict[str, float]] = {}
     for q, scores in cross.items():
