@@ -70,6 +70,24 @@ def test_cli_table_lists_rows(cli_run: tuple[str, dict]) -> None:
     assert "NO" not in output
 
 
+def test_cli_skips_a_missing_peer_with_an_install_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain install has no datasketch: that peer is skipped with one line, the rest still runs."""
+    dedup_peers = bench.STAGES["dedup"].peers
+    missing = dataclasses.replace(dedup_peers["datasketch"], module="synthrank_test_no_such_module")
+    monkeypatch.setitem(dedup_peers, "datasketch", missing)
+    out = tmp_path / "out.json"
+    args = ["bench", "--stage", "dedup", "--size", "200", "--repeat", "1", "--allow-debug-build"]
+    result = CliRunner().invoke(main, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    hints = [line for line in result.output.splitlines() if "pip install 'synthrank[bench]'" in line]
+    assert hints == ["dedup: skipping peer datasketch (not installed; pip install 'synthrank[bench]')"]
+    rows = json.loads(out.read_text(encoding="utf-8"))["results"]
+    assert {row["implementation"] for row in rows} == {"native", "python", "rensa"}
+    assert bench.missing_peers(["sample", "negatives"]) == []
+
+
 def test_cli_rejects_unknown_stage() -> None:
     result = CliRunner().invoke(main, ["bench", "--stage", "tokenize"])
     assert result.exit_code == 2

@@ -7,9 +7,10 @@
 from synthrank.bench.measure import DebugBuildError, NativeUnavailableError, native_build_profile
 from synthrank.bench.report import environment, render_table, write_json
 from synthrank.bench.runner import BenchResult, bench_stage, check_native, run_bench
-from synthrank.bench.stages import STAGES
+from synthrank.bench.stages import PEERS_EXTRA, STAGES, missing_peers
 
 __all__ = [
+    "PEERS_EXTRA",
     "STAGES",
     "BenchResult",
     "DebugBuildError",
@@ -17,6 +18,7 @@ __all__ = [
     "bench_stage",
     "check_native",
     "environment",
+    "missing_peers",
     "native_build_profile",
     "render_table",
     "run_bench",

@@ -6,7 +6,8 @@ For each stage and size:
 - `python` (the twin) runs on the whole input, or — above `sample_cap` items — on a same-seed
   input of `sample_cap` items, and its seconds are extrapolated linearly to the full size.
 - peers run on the same input as the twin (capped the same way); within one `run_bench` the capped
-  runs are made once and reused by every larger size.
+  runs are made once and reused by every larger size. A peer that is not installed is left out
+  (`missing_peers` says which and how to install them).
 - `matches`: for native, whether its output equals the twin's on the twin's input; for a peer, the
   percent agreement with the twin's output described by the peer's `compared`.
 """
@@ -115,7 +116,7 @@ def _warm_up(stage: Stage, seed: int, threads: int | None) -> None:
     tiny = stage.make(WARM_UP_ITEMS, seed)
     stage.run(tiny, NATIVE, threads)
     stage.run(tiny, PYTHON, threads)
-    for peer in stage.peers.values():
+    for peer in stage.installed_peers().values():
         peer.run(tiny, threads)
 
 
@@ -133,7 +134,7 @@ def _sample_runs(stage: Stage, items: int, seed: int, threads: int | None, repea
     twin = _best_of(repeat, partial(measure, partial(stage.run, inputs, PYTHON, threads)))
     peers = {
         name: _best_of(repeat, partial(measure, partial(peer.run, inputs, threads)))
-        for name, peer in stage.peers.items()
+        for name, peer in stage.installed_peers().items()
     }
     return SampleRuns(inputs, twin, peers)
 
@@ -166,7 +167,7 @@ def bench_stage(
         _result(stage, size, NATIVE, native, size, matches=matches, compared="output == python twin"),
         _result(stage, size, PYTHON, sampled.twin, twin_items),
     ]
-    for name, peer in stage.peers.items():
+    for name, peer in stage.installed_peers().items():
         run = sampled.peers[name]
         agreement = peer.agreement(run.result, sampled.twin.result)
         results.append(_result(stage, size, name, run, twin_items, matches=agreement, compared=peer.compared))

@@ -6,6 +6,7 @@ Every stage calls the public wrapper (`synthrank.chunking`, ...) with `backend="
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,10 @@ JUDGED_RANGE_MAX = 50
 SAMPLE_SEED = 7
 
 
+# The extra that installs the optional peers (datasketch, rensa); a plain install benches without them.
+PEERS_EXTRA = "synthrank[bench]"
+
+
 @dataclass(frozen=True)
 class Peer:
     """Another library doing the stage's job; `agreement` scores its output against the twin's."""
@@ -32,6 +37,10 @@ class Peer:
     run: Callable[[Any, int | None], Any]  # (input, threads) -> output
     agreement: Callable[[Any, Any], float]  # (peer output, twin output) -> percent
     compared: str
+    module: str  # what it imports: a peer whose module is missing is skipped, not an error
+
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,9 @@ class Stage:
     # Inputs larger than this are generated and run in blocks of this many items (None: whole).
     block_size: int | None = None
     peers: dict[str, Peer] = field(default_factory=dict)
+
+    def installed_peers(self) -> dict[str, Peer]:
+        return {name: peer for name, peer in self.peers.items() if peer.installed()}
 
 
 def _chunk(texts: list[str], backend: str, threads: int | None) -> Any:
@@ -203,8 +215,8 @@ STAGES: dict[str, Stage] = {
         run=_near_duplicates,
         same=np.array_equal,
         peers={
-            "datasketch": Peer(_datasketch, peers.pair_agreement, _NEAR_DUP_PAIRS),
-            "rensa": Peer(_rensa, peers.pair_agreement, _NEAR_DUP_PAIRS),
+            "datasketch": Peer(_datasketch, peers.pair_agreement, _NEAR_DUP_PAIRS, module="datasketch"),
+            "rensa": Peer(_rensa, peers.pair_agreement, _NEAR_DUP_PAIRS, module="rensa"),
         },
     ),
     "negatives": Stage(
@@ -219,6 +231,7 @@ STAGES: dict[str, Stage] = {
                 _sentence_transformers,
                 lambda ids, twin: peers.row_agreement(ids, twin.neg_ids),
                 "queries with the same negatives as python twin",
+                module="sentence_transformers",
             )
         },
     ),
@@ -231,3 +244,14 @@ STAGES: dict[str, Stage] = {
         block_size=100_000,
     ),
 }
+
+
+def missing_peers(stage_names: list[str] | tuple[str, ...]) -> list[str]:
+    """One line per peer of these stages that is not installed, saying how to install it."""
+    return [
+        f"{stage}: skipping peer {name} (not installed; pip install '{PEERS_EXTRA}')"
+        for stage in stage_names
+        if stage in STAGES
+        for name, peer in STAGES[stage].peers.items()
+        if not peer.installed()
+    ]

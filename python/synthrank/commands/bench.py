@@ -72,6 +72,8 @@ def bench_command(
       synthrank bench --stage dedup --stage negatives --size 10000 --size 100000 --json bench.json
     """
     chosen = stages or tuple(bench.STAGES)
+    for line in bench.missing_peers(chosen):
+        click.echo(line, err=True)
     try:
         with progress_bar("bench", total=len(chosen) * len(sizes), unit="runs") as bar:
             results = bench.run_bench(
