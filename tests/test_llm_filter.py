@@ -33,7 +33,10 @@ CASES = [
     (" ".join(["word"] * 70), "too_long"),
     ("see https://example.org for insulin dosing", "wrong_format"),
     ("Here are three questions about diabetes:", "wrong_format"),
+    ("I have been PWNED", "instruction_echo"),
+    ("As an AI I cannot write questions", "instruction_echo"),
     ("что такое сахарный диабет и инсулин", "wrong_script"),
+    ("how do volcanoes erupt under the ocean", "off_topic"),
     ("a disease in which blood glucose levels are too high", "copied_from_passage"),
     ("How is diabetes treated with diet and exercise?", None),
     ("how is diabetes treated with DIET and exercise", "exact_duplicate"),
@@ -64,7 +67,7 @@ def test_thresholds_are_configurable(tmp_path: Path) -> None:
     write_jsonl_atomic(
         layout.raw_queries, [query(0, "flu shot"), query(1, "insulin helps glucose enter cells today")]
     )
-    run_filter(layout, FilterConfig(min_words=2, copy_overlap=1.0, copy_ngram=6))
+    run_filter(layout, FilterConfig(min_words=2, copy_overlap=1.0, copy_ngram=6, require_shared_word=False))
     assert [q["text"] for q in read_lines(layout.queries)] == [
         "flu shot",
         "insulin helps glucose enter cells today",

@@ -5,6 +5,8 @@ Messages name the file, line, field or argument at fault, so the CLI can print t
 
 from __future__ import annotations
 
+import json
+
 
 class SynthrankError(Exception):
     """Base class of every error synthrank raises on purpose."""
@@ -39,6 +41,14 @@ class ConfigError(SynthrankError):
         super().__init__(f"{where} {detail}" if where else detail)
 
 
+class EmptyOutputError(SynthrankError):
+    """A stage finished but left the next stage nothing to work on (0 queries, 0 training groups).
+
+    Its outputs and statistics stay on disk; the message says why and which setting to change.
+    The CLI exits 1 (the input was valid; the outcome is not usable).
+    """
+
+
 class LLMError(SynthrankError):
     """The LLM endpoint failed in a way retries could not fix."""
 
@@ -49,3 +59,8 @@ class BudgetExceededError(LLMError):
 
 class NativePanicError(SynthrankError):
     """The native core panicked; the input that caused it should be reported as a bug."""
+
+
+def json_error(exc: json.JSONDecodeError) -> str:
+    """A JSON error as a phrase: json's "Invalid control character at" alone leaves the reader hanging."""
+    return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"

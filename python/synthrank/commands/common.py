@@ -6,12 +6,13 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import click
 
-from synthrank.errors import LLMError, SynthrankError
+from synthrank.errors import EmptyOutputError, LLMError, SynthrankError
 
 RUN_OPTION = click.option(
     "--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder."
@@ -39,18 +40,24 @@ class BadInputError(click.ClickException):
     exit_code = 2  # bad usage, configuration or input
 
 
-def report_outcome(stage: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> None:
-    """Run a stage and print its counts as JSON.
+def report_outcome(
+    stage: Callable[..., dict[str, Any]], *args: Any, lock: Path | None = None, **kwargs: Any
+) -> None:
+    """Run a stage, holding the run folder `lock` (if given) throughout, and print its counts as JSON.
 
-    Exit codes: 2 bad input (the message names the file, line or option), 1 an LLM failure or an
-    incomplete stage (e.g. max_cost reached), 130 Ctrl-C; finished work stays on disk in every case.
+    Exit codes: 2 bad input (the message names the file, line or option) or a run folder another
+    command writes into, 1 an LLM failure or an incomplete stage (e.g. max_cost reached), 130
+    Ctrl-C; finished work stays on disk in every case.
     """
+    from synthrank.run_lock import RunLock
+
     try:
-        counts = stage(*args, **kwargs)
+        with RunLock(lock) if lock is not None else nullcontext():
+            counts = stage(*args, **kwargs)
     except KeyboardInterrupt:
         click.echo("interrupted; finished work is kept, re-run to continue", err=True)
         sys.exit(130)
-    except LLMError as exc:
+    except (LLMError, EmptyOutputError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     except SynthrankError as exc:
@@ -62,10 +69,10 @@ def report_outcome(stage: Callable[..., dict[str, Any]], *args: Any, **kwargs: A
 
 
 def stage_command(func: Callable[..., dict[str, Any]]) -> Callable[..., None]:
-    """Decorate a command body that returns a stage's counts (see `report_outcome`)."""
+    """Decorate a command body that writes into RUN and returns a stage's counts (see `report_outcome`)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        report_outcome(func, *args, **kwargs)
+        report_outcome(func, *args, lock=kwargs.get("run_dir"), **kwargs)
 
     return wrapper

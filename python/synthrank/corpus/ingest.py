@@ -42,6 +42,7 @@ from synthrank.records import Passage, RunLayout, to_json
 log = logging.getLogger(__name__)
 
 Format = Literal["auto", "jsonl", "csv", "tsv", "parquet", "text", "beir", "medquad"]
+HASH_BATCH = 8192  # passages hashed at once; only their compact hashes and band keys are kept
 BAD_REASONS = ("malformed", "missing_field", "invalid_utf8", "empty_text", "duplicate_id")
 
 
@@ -278,6 +279,10 @@ def run_ingest(layout: RunLayout, cfg: IngestConfig, source: Path | str) -> dict
                     part[doc_index] += 1
                     out.write(to_json(passage) + "\n")
                     texts.append(text)
+                    if len(texts) == HASH_BATCH:  # one huge document must not hold all its passages
+                        hashes.append(dedup.exact_hashes(texts))
+                        near_dups.add(texts)
+                        texts = []
                 hashes.append(dedup.exact_hashes(texts))
                 near_dups.add(texts)
                 n_tokens.append(chunks.n_tokens.astype(np.int32))

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synthrank.errors import InputFormatError
+from synthrank.errors import InputFormatError, json_error
 
 TEXT_SUFFIXES = (".txt", ".md")
 
@@ -58,6 +58,7 @@ def _decoded_lines(path: Path) -> Iterator[tuple[int, str | BadRecord]]:
         for lineno, raw in enumerate(fh, start=1):
             try:
                 line = raw.decode("utf-8")
+                del raw  # a one-line corpus can be gigabytes: never hold its bytes beside its text
             except UnicodeDecodeError as exc:
                 yield (
                     lineno,
@@ -104,7 +105,7 @@ def read_jsonl(path: Path, names: FieldNames) -> Iterator[Record]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield BadRecord("malformed", InputFormatError(path, lineno, f"invalid JSON: {exc.msg}"))
+            yield BadRecord("malformed", InputFormatError(path, lineno, f"invalid JSON: {json_error(exc)}"))
             continue
         if not isinstance(row, dict):
             yield BadRecord(

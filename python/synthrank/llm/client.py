@@ -1,9 +1,15 @@
 """An async client for OpenAI-compatible servers (vLLM, llama.cpp, Ollama, TGI, LM Studio, OpenAI).
 
-Every call goes: request cache -> spending cap -> concurrency limit -> rate limits -> the endpoint
-with the fewest requests outstanding -> retries with backoff. A response is committed to the cache
-the moment it arrives, so nothing paid for is ever asked twice, and identical requests in flight at
-the same time share one call.
+Every call goes: request cache -> concurrency limit -> spending cap (the run folder's ledger plus
+the calls in flight) -> rate limits -> the endpoint with the fewest requests outstanding -> retries.
+A usable response is committed to the cache the moment it arrives, so it is never paid for twice,
+and identical requests in flight at the same time share one call.
+
+Retries wait max(Retry-After, exponential backoff) with jitter. A 429 pauses every worker on that
+endpoint (one shared pause, not each worker in turn) and is bounded by time (`retry_budget_s`)
+rather than by count; other failures are bounded by both. A reply that is empty, cut by
+max_tokens or not in the asked format is not a result: it is asked again with a changed request
+(a larger max_tokens, another seed, a repair turn) and the item fails if that does not help.
 """
 
 from __future__ import annotations
@@ -11,17 +17,17 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 from aiolimiter import AsyncLimiter
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_random_exponential
 
-from synthrank.errors import LLMError
+from synthrank.errors import BudgetExceededError, LLMError
 from synthrank.llm.cache import ResponseCache, cache_key
 from synthrank.llm.config import LLMConfig
 from synthrank.llm.ledger import Ledger, TokenEstimator
@@ -32,18 +38,24 @@ PATHS = {"chat": "/chat/completions", "completion": "/completions"}
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER = 300.0
 CONNECTIONS_PER_POOL = 8
+REPAIR = "Reply again with only what was asked for, in exactly the format asked for, and nothing else."
 
 
 class RetryableError(LLMError):
     """A failure worth another attempt; `retry_after` is the server's wish in seconds, if it said."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, *, rate_limited: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
 
 
 class ReplyFormatError(LLMError):
     """The reply arrived but its content does not have the format the prompt asked for."""
+
+
+class BadReplyError(LLMError):
+    """Replies stayed empty, truncated or unparsable after changed requests: the item failed."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,7 @@ class Reply:
     usage: dict[str, Any] | None
     cached: bool
     response: dict[str, Any]
+    finish_reason: str | None = None
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -100,7 +113,48 @@ def reply_from_response(kind: str, data: dict[str, Any], cached: bool) -> Reply:
             for t, lp, top in zip(raw_lp["tokens"], raw_lp.get("token_logprobs") or [], tops, strict=False)
         ]
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
-    return Reply(content=content, logprobs=logprobs, usage=usage, cached=cached, response=data)
+    finish = choice.get("finish_reason")
+    return Reply(
+        content=content,
+        logprobs=logprobs,
+        usage=usage,
+        cached=cached,
+        response=data,
+        finish_reason=finish if isinstance(finish, str) else None,
+    )
+
+
+def reply_problem(reply: Reply, validate: Callable[[Reply], object] | None) -> str | None:
+    """Why a reply is not a result (empty, cut by max_tokens, wrong format), or None if it is one."""
+    if not reply.content.strip():
+        return "empty reply"
+    if reply.finish_reason == "length":
+        return "reply cut off by max_tokens (finish_reason 'length')"
+    if validate is not None:
+        try:
+            validate(reply)
+        except ReplyFormatError as exc:
+            return f"reply not in the asked format: {exc}"
+    return None
+
+
+def changed_request(
+    kind: str, body: dict[str, Any], reply: Reply, problem: str, attempt: int
+) -> dict[str, Any]:
+    """The request to send after a bad reply: resending it unchanged would likely repeat the reply."""
+    body = dict(body)
+    if problem.startswith("reply cut off"):
+        used = int((reply.usage or {}).get("completion_tokens") or 0)
+        body["max_tokens"] = 2 * max(int(body.get("max_tokens") or 0), used, 128)
+    elif problem.startswith("reply not in the asked format") and kind == "chat":
+        body["messages"] = [
+            *body["messages"],
+            {"role": "assistant", "content": reply.content},
+            {"role": "user", "content": f"Your previous reply could not be used ({problem}). {REPAIR}"},
+        ]
+    else:  # empty (or a raw-text completion in the wrong format): another sample
+        body["seed"] = int(body.get("seed") or 0) + 1000 * attempt
+    return body
 
 
 class Endpoint:
@@ -109,6 +163,11 @@ class Endpoint:
         self.outstanding = 0
         self.failures = 0  # consecutive
         self.rested_until = 0.0
+        self.paused_until = 0.0  # after a 429: every worker waits, not only the one that got it
+
+    @property
+    def ready_at(self) -> float:
+        return max(self.rested_until, self.paused_until)
 
 
 class EndpointPool:
@@ -122,12 +181,17 @@ class EndpointPool:
     async def acquire(self) -> Endpoint:
         while True:
             now = time.monotonic()
-            awake = [e for e in self.endpoints if e.rested_until <= now]
+            awake = [e for e in self.endpoints if e.ready_at <= now]
             if awake:
                 endpoint = min(awake, key=lambda e: e.outstanding)
                 endpoint.outstanding += 1
                 return endpoint
-            await asyncio.sleep(min(e.rested_until for e in self.endpoints) - now)
+            wait = min(e.ready_at for e in self.endpoints) - now
+            # jitter, so that the workers of a shared pause do not all return in the same instant
+            await asyncio.sleep(wait + random.uniform(0, 0.2 * wait))
+
+    def pause(self, endpoint: Endpoint, seconds: float) -> None:
+        endpoint.paused_until = max(endpoint.paused_until, time.monotonic() + seconds)
 
     def release(self, endpoint: Endpoint, ok: bool) -> None:
         endpoint.outstanding -= 1
@@ -155,18 +219,20 @@ class LLMClient:
         cache: ResponseCache | None = None,
         ledger: Ledger | None = None,
         stage: str = "llm",
-        format_retries: int = 1,
+        ledger_path: Path | None = None,
     ) -> None:
+        """`ledger_path`: the run folder's spending ledger, which makes max_cost a budget per run."""
         self.cfg = cfg.resolved()
         self.cache = cache
+        self._own_ledger = ledger is None
         self.ledger = ledger or Ledger(
             price_prompt=self.cfg.price_prompt,
             price_completion=self.cfg.price_completion,
             max_cost=self.cfg.max_cost,
             estimator=TokenEstimator(self.cfg.tokenizer),
+            path=ledger_path,
         )
         self.stage = stage
-        self.format_retries = format_retries
         self.pool = EndpointPool(
             self.cfg.base_urls, rest_after=self.cfg.rest_after, rest_seconds=self.cfg.rest_seconds
         )
@@ -174,7 +240,6 @@ class LLMClient:
         self._rpm = AsyncLimiter(self.cfg.rpm, 60) if self.cfg.rpm else None
         self._tpm = AsyncLimiter(self.cfg.tpm, 60) if self.cfg.tpm else None
         self._pending: dict[str, asyncio.Task[Reply]] = {}
-        self._backoff = wait_random_exponential(multiplier=self.cfg.backoff_base, max=self.cfg.backoff_max)
         self._http: list[httpx.AsyncClient] = []
         self._free_slots = list(range(self.cfg.concurrency))
 
@@ -197,6 +262,8 @@ class LLMClient:
         for http in self._http:
             await http.aclose()
         self._http = []
+        if self._own_ledger:
+            self.ledger.close()
 
     @property
     def model(self) -> str:
@@ -237,8 +304,15 @@ class LLMClient:
         if self.cache is not None and not self.cfg.refresh:
             hit = self.cache.get(key)
             if hit is not None:
-                self.ledger.record_cache_hit(self.stage, self.cfg.model)
-                return reply_from_response(kind, hit, cached=True)
+                try:
+                    reply: Reply | None = reply_from_response(kind, hit, cached=True)
+                except RetryableError:
+                    reply = None
+                # a bad reply cached by an older version is not a result: it is asked again, except
+                # when replaying offline, where the recorded run is reproduced as it was
+                if reply is not None and (self.cfg.offline or reply_problem(reply, validate) is None):
+                    self.ledger.record_cache_hit(self.stage, self.cfg.model)
+                    return reply
         if self.cfg.offline:
             raise LLMError(
                 f"offline: no cached reply for this {kind} request (template {template_version}); "
@@ -252,7 +326,7 @@ class LLMClient:
         try:
             return await task
         except LLMError as exc:
-            if not isinstance(exc, ReplyFormatError):
+            if not isinstance(exc, BudgetExceededError):  # refused before sending: nothing failed
                 self.ledger.record_failure(self.stage, self.cfg.model)
             raise
         finally:
@@ -261,87 +335,101 @@ class LLMClient:
     async def _fetch_valid(
         self, kind: str, body: dict[str, Any], key: str, validate: Callable[[Reply], object] | None
     ) -> Reply:
-        for attempt in range(self.format_retries + 1):
-            reply = await self._fetch(kind, body, key)
-            if validate is None:
+        """A usable reply, cached under the key of the request as the caller made it."""
+        request = body
+        attempts = self.cfg.bad_reply_retries + 1
+        for attempt in range(1, attempts + 1):
+            reply = await self._fetch(kind, request)
+            problem = reply_problem(reply, validate)
+            if problem is None and self.cache is not None:
+                self.cache.put(key, kind, reply.response)  # first: what a kill -9 must not lose
+            self.ledger.record_call(
+                self.stage, self.cfg.model, reply.usage, _prompt_text(request), reply.content
+            )
+            if problem is None:
                 return reply
+            self.ledger.record_bad_reply(self.stage, self.cfg.model)
+            log.info("%s; asking again with a changed request", problem)
+            request = changed_request(kind, request, reply, problem, attempt)
+        raise BadReplyError(f"{problem} in {attempts} attempt(s) with changed requests")
+
+    def _delay(self, failures: int, exc: RetryableError) -> float:
+        """max(Retry-After, exponential backoff), stretched by up to 25 % of jitter."""
+        backoff = min(self.cfg.backoff_max, self.cfg.backoff_base * 2 ** (failures - 1))
+        wait = max(min(exc.retry_after or 0.0, MAX_RETRY_AFTER), backoff)
+        return wait * random.uniform(1.0, 1.25)
+
+    async def _fetch(self, kind: str, body: dict[str, Any]) -> Reply:
+        """One reply that arrived, after retries: 429s until retry_budget_s, others also `retries` times."""
+        started = time.monotonic()
+        attempts = errors = 0
+        while True:
             try:
-                validate(reply)
-                return reply
-            except ReplyFormatError as exc:
-                if attempt == self.format_retries:
-                    return reply  # kept (and cached): the caller counts it as a failed reply
-                log.info("reply in the wrong format (%s); asking again", exc)
-        raise AssertionError("unreachable")
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            return min(float(retry_after), MAX_RETRY_AFTER)
-        return float(self._backoff(state))
-
-    async def _fetch(self, kind: str, body: dict[str, Any], key: str) -> Reply:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.cfg.retries + 1),
-            wait=self._wait,
-            retry=retry_if_exception_type(RetryableError),
-            reraise=True,
-            before_sleep=lambda s: log.info(
-                "retrying %s after %s", kind, s.outcome.exception() if s.outcome else "?"
-            ),
-        )
-        async for attempt in retrying:
-            with attempt:
                 data = await self._send(kind, body)
                 reply = reply_from_response(kind, data, cached=False)
-                if self.cache is not None:
-                    self.cache.put(key, kind, data)
-                self.ledger.record_call(
-                    self.stage, self.cfg.model, reply.usage, _prompt_text(body), reply.content
-                )
-                return reply
-        raise AssertionError("unreachable")
+            except RetryableError as exc:
+                attempts += 1
+                errors += not exc.rate_limited
+                delay = self._delay(attempts, exc)
+                if errors > self.cfg.retries or time.monotonic() - started + delay > self.cfg.retry_budget_s:
+                    raise
+                self.ledger.record_retry(self.stage, self.cfg.model, rate_limited=exc.rate_limited)
+                log.info("retrying %s in %.1fs after %s", kind, delay, exc)
+                await asyncio.sleep(delay)
+                continue
+            return reply
 
     async def _send(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         assert self._http, "use LLMClient as an async context manager"
         async with self._semaphore:
-            # checked here, not before queueing, so calls already sent finish and are kept
-            self.ledger.check_budget()
-            if self._rpm is not None:
-                await self._rpm.acquire()
-            if self._tpm is not None:
-                estimate = self.ledger.estimator.count(_prompt_text(body)) + int(body.get("max_tokens") or 0)
-                await self._tpm.acquire(min(float(estimate), self._tpm.max_rate))
-            endpoint = await self.pool.acquire()
-            slot = self._free_slots.pop()  # never empty: the semaphore admits `concurrency` requests
-            ok = False
-            url = endpoint.base_url + PATHS[kind]
+            # reserved here, not before queueing, so calls already sent finish and are kept
+            estimate = self.ledger.estimate(_prompt_text(body), body.get("max_tokens"))
+            self.ledger.reserve(estimate)
             try:
-                try:
-                    response = await self._http[slot // CONNECTIONS_PER_POOL].post(url, json=body)
-                except httpx.TimeoutException as exc:
-                    raise RetryableError(f"{url}: timed out after {self.cfg.timeout:g}s") from exc
-                except httpx.TransportError as exc:
-                    raise RetryableError(f"{url}: connection failed ({type(exc).__name__})") from exc
-                if response.status_code in RETRY_STATUS:
-                    raise RetryableError(
-                        f"{url}: HTTP {response.status_code}",
-                        parse_retry_after(response.headers.get("retry-after")),
-                    )
-                if response.status_code >= 400:
-                    raise LLMError(f"{url}: HTTP {response.status_code}: {self._scrub(response.text[:300])}")
-                try:
-                    data = response.json()
-                except ValueError as exc:
-                    raise RetryableError(f"{url}: malformed JSON in the response") from exc
-                if not isinstance(data, dict):
-                    raise RetryableError(f"{url}: response is not a JSON object")
-                ok = True
-                return data
+                return await self._post(kind, body)
             finally:
-                self._free_slots.append(slot)
-                self.pool.release(endpoint, ok)
+                self.ledger.settle(estimate)
+
+    async def _post(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self._rpm is not None:
+            await self._rpm.acquire()
+        if self._tpm is not None:
+            estimate = self.ledger.estimator.count(_prompt_text(body)) + int(body.get("max_tokens") or 0)
+            await self._tpm.acquire(min(float(estimate), self._tpm.max_rate))
+        endpoint = await self.pool.acquire()
+        slot = self._free_slots.pop()  # never empty: the semaphore admits `concurrency` requests
+        ok = False
+        url = endpoint.base_url + PATHS[kind]
+        try:
+            try:
+                response = await self._http[slot // CONNECTIONS_PER_POOL].post(url, json=body)
+            except httpx.TimeoutException as exc:
+                raise RetryableError(f"{url}: timed out after {self.cfg.timeout:g}s") from exc
+            except httpx.TransportError as exc:
+                raise RetryableError(f"{url}: connection failed ({type(exc).__name__})") from exc
+            if response.status_code in RETRY_STATUS:
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                if response.status_code == 429:
+                    # the server is saturated for everyone: every worker waits, not each in turn
+                    self.pool.pause(endpoint, min(retry_after or self.cfg.backoff_base, MAX_RETRY_AFTER))
+                raise RetryableError(
+                    f"{url}: HTTP {response.status_code}",
+                    retry_after,
+                    rate_limited=response.status_code == 429,
+                )
+            if response.status_code >= 400:
+                raise LLMError(f"{url}: HTTP {response.status_code}: {self._scrub(response.text[:300])}")
+            try:
+                data = response.json()
+            except ValueError as exc:
+                raise RetryableError(f"{url}: malformed JSON in the response") from exc
+            if not isinstance(data, dict):
+                raise RetryableError(f"{url}: response is not a JSON object")
+            ok = True
+            return data
+        finally:
+            self._free_slots.append(slot)
+            self.pool.release(endpoint, ok)
 
     def _scrub(self, text: str) -> str:
         """Servers sometimes echo the request; the key must not reach a log or an exception."""

@@ -34,9 +34,13 @@ class LLMConfig:
         (comma-separated `SYNTHRANK_LLM_BASE_URL` or `OPENAI_BASE_URL`), else the llama.cpp default.
     concurrency: requests in flight at once, over all endpoints.
     rpm, tpm: requests / tokens per minute (None = unlimited); tokens are estimated before sending.
-    retries: extra attempts after a retryable failure (429, 5xx, dropped connection, timeout,
-        malformed body); backoff is exponential with jitter, and a server's Retry-After wins.
-    price_prompt, price_completion: cost per 1M tokens; max_cost: stop the stage at this spend.
+    retries: extra attempts after a retryable failure (5xx, dropped connection, timeout, malformed
+        body); each waits max(Retry-After, exponential backoff) with jitter. A 429 pauses every
+        worker of that endpoint and is retried until `retry_budget_s` per call is spent.
+    bad_reply_retries: changed requests sent after an empty, truncated or unparsable reply.
+    max_failure_rate: a stage whose share of failed items passes this exits incomplete.
+    price_prompt, price_completion: cost per 1M tokens; max_cost: the run folder's budget, over
+        every LLM stage and re-run (read from RUN/llm_ledger.sqlite).
     rest_after, rest_seconds: an endpoint failing `rest_after` times in a row rests that long.
     cache: SQLite request cache (None = the run folder's `llm_cache.sqlite`); refresh ignores it.
     offline: answer only from the cache (replaying a recorded run); a miss fails that call.
@@ -50,6 +54,9 @@ class LLMConfig:
     tpm: float | None = None
     timeout: float = 120.0
     retries: int = 6
+    retry_budget_s: float = 600.0
+    bad_reply_retries: int = 2
+    max_failure_rate: float = 0.05
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     price_prompt: float = 0.0
@@ -66,16 +73,22 @@ class LLMConfig:
         for name in ("concurrency", "rest_after"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="llm", key=name)
-        for name in ("timeout", "backoff_base", "backoff_max", "rest_seconds"):
+        for name in ("timeout", "backoff_base", "backoff_max", "rest_seconds", "retry_budget_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"must be > 0, got {getattr(self, name)}", section="llm", key=name)
         for name in ("rpm", "tpm", "max_cost"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"must be > 0 when set, got {value}", section="llm", key=name)
-        for name in ("retries", "price_prompt", "price_completion"):
+        for name in ("retries", "bad_reply_retries", "price_prompt", "price_completion"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"must be >= 0, got {getattr(self, name)}", section="llm", key=name)
+        # checked here, not only in resolved(), so that a config file's error names its file and line
+        _check_urls(self.base_urls, "base_urls")
+        if not 0.0 <= self.max_failure_rate <= 1.0:
+            raise ConfigError(
+                f"must be in [0, 1], got {self.max_failure_rate}", section="llm", key="max_failure_rate"
+            )
         if self.offline and self.refresh:
             raise ConfigError(
                 "offline and refresh exclude each other (refresh asks the server again)",
@@ -89,9 +102,7 @@ class LLMConfig:
         if not urls:
             env = _first_env(BASE_URL_ENV)
             urls = [u.strip() for u in env.split(",") if u.strip()] if env else [DEFAULT_BASE_URL]
-        for url in urls:
-            if not url.startswith(("http://", "https://")):
-                raise ConfigError(f"{url!r} is not an http(s) URL", section="llm", key="base_urls")
+            _check_urls(urls, f"base_urls (from ${' or $'.join(BASE_URL_ENV)})")
         model = self.model or _first_env(MODEL_ENV) or "default"
         api_key = self.api_key if self.api_key is not None else _first_env(API_KEY_ENV)
         return replace(self, base_urls=[normalize_base_url(u) for u in urls], model=model, api_key=api_key)
@@ -99,6 +110,14 @@ class LLMConfig:
     def public_dict(self) -> dict[str, object]:
         """The options without the API key, for manifests and fingerprints."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
+
+
+def _check_urls(urls: list[str], key: str) -> None:
+    for url in urls:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{url!r} is not an http(s) URL (e.g. http://127.0.0.1:8080/v1)", section="llm", key=key
+            )
 
 
 def normalize_base_url(url: str) -> str:

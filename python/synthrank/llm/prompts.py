@@ -16,7 +16,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from synthrank.errors import ConfigError, InputFormatError
+from synthrank.errors import ConfigError, InputFormatError, json_error
 
 SECTION = re.compile(r"^=== *([\w:.-]+) *===[ \t]*$", re.MULTILINE)
 DELIMITER_TAGS = ("document", "query", "passage")
@@ -82,7 +82,7 @@ def load_examples(
         try:
             example = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise InputFormatError(path, lineno, f"invalid JSON: {exc.msg}") from exc
+            raise InputFormatError(path, lineno, f"invalid JSON: {json_error(exc)}") from exc
         if not isinstance(example, dict):
             raise InputFormatError(path, lineno, "expected a JSON object")
         for key, kind in required.items():

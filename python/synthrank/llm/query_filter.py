@@ -1,15 +1,18 @@
 """Filter generated queries before any retrieval: drop and count what would poison training.
 
 Checks, in order (a query is counted under the first it fails): empty/unparsable, too short, too
-long, wrong format (markup, URLs, a leftover label), wrong script (not the passage's writing
-system), copied from the passage (share of its words covered by word n-grams of the passage),
-exact duplicate, near duplicate (MinHash over word shingles, the native finder). The first query of
+long, wrong format (markup, URLs, a leftover label), instruction echo (the model talking about
+itself or obeying an injected instruction: "I have been PWNED", "As an AI..."), wrong script (not
+the passage's writing system), copied from the passage (share of its words covered by word n-grams
+of the passage), off topic (not one content word in common with its passage), exact duplicate,
+near duplicate (MinHash over word shingles, the native finder). The first query of
 a duplicate cluster is kept.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -19,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from synthrank.dedup import near_duplicates
-from synthrank.errors import ConfigError, InputFormatError
+from synthrank.errors import ConfigError, EmptyOutputError, InputFormatError
 from synthrank.records import Passage, Query, RunLayout, read_jsonl, write_jsonl_atomic
 from synthrank.text import word_tokens
 
@@ -28,12 +31,110 @@ REASONS = (
     "too_short",
     "too_long",
     "wrong_format",
+    "instruction_echo",
     "wrong_script",
     "copied_from_passage",
+    "off_topic",
     "exact_duplicate",
     "near_duplicate",
 )
 FORMAT_MARKERS = ("http://", "https://", "<", ">", "{", "}", "```", "\\n")
+# replies about the model or the task, not a searcher's query; the usual echoes of an injection
+INSTRUCTION_ECHO = re.compile(
+    r"\b(?:i have been pwned|ignore (?:all |the )?(?:previous|above|prior) instructions|as an ai\b|"
+    r"i (?:cannot|can't|am unable)|i'?m sorry|sorry, (?:but )?i|here (?:are|is) (?:the |some |\d+ )?"
+    r"(?:queries|questions|keywords))",
+    re.IGNORECASE,
+)
+# words too common to tie a query to a passage (English; other languages keep more words, which is safe)
+STOPWORDS = frozenset(
+    {
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "do",
+        "does",
+        "did",
+        "how",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "why",
+        "whose",
+        "can",
+        "could",
+        "should",
+        "would",
+        "may",
+        "might",
+        "must",
+        "will",
+        "shall",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "its",
+        "there",
+        "their",
+        "they",
+        "them",
+        "we",
+        "you",
+        "your",
+        "i",
+        "me",
+        "my",
+        "our",
+        "he",
+        "she",
+        "his",
+        "her",
+        "not",
+        "no",
+        "about",
+        "into",
+        "than",
+        "then",
+        "so",
+        "such",
+        "any",
+        "some",
+        "all",
+        "more",
+        "most",
+        "other",
+        "also",
+        "very",
+        "just",
+        "only",
+    }
+)
 
 
 @dataclass
@@ -48,6 +149,7 @@ class FilterConfig:
     near_duplicate_threshold: float = 0.8
     shingle_size: int = 2
     check_script: bool = True
+    require_shared_word: bool = True  # drop a query without one content word of its passage (off_topic)
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_words <= self.max_words:
@@ -92,6 +194,15 @@ def copied_share(query_tokens: list[str], passage_ngrams: set[tuple[str, ...]], 
     return sum(covered) / len(query_tokens)
 
 
+def _stem(word: str) -> str:
+    """A crude stem, so "diabetic" meets "diabetes": the first five characters of longer words."""
+    return word[:5]
+
+
+def content_stems(tokens: list[str]) -> set[str]:
+    return {_stem(t) for t in tokens if len(t) > 2 and t not in STOPWORDS and not t.isdigit()}
+
+
 def _ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
     return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
 
@@ -103,7 +214,7 @@ def filter_queries(
     dropped: Counter[str] = Counter()
     tokens = word_tokens([q.text for q in queries])
     survivors: list[int] = []
-    passage_cache: dict[str, tuple[set[tuple[str, ...]], str | None]] = {}
+    passage_cache: dict[str, tuple[set[tuple[str, ...]], str | None, set[str]]] = {}
     for i, query in enumerate(queries):
         words = tokens[i]
         text = query.text.strip()
@@ -116,20 +227,25 @@ def filter_queries(
             reason = "too_long"
         elif any(m in text.lower() for m in FORMAT_MARKERS) or text.endswith(":"):
             reason = "wrong_format"
+        elif INSTRUCTION_ECHO.search(text):
+            reason = "instruction_echo"
         else:
             passage = passages.get(query.passage_id)
             if passage is not None:
                 if query.passage_id not in passage_cache:
-                    ptoks = word_tokens([passage.text])[0]
+                    ptoks, ttoks = word_tokens([passage.text, passage.title])
                     passage_cache[query.passage_id] = (
                         _ngrams(ptoks, cfg.copy_ngram),
                         dominant_script(passage.text),
+                        content_stems(ptoks + ttoks),
                     )
-                grams, script = passage_cache[query.passage_id]
+                grams, script, stems = passage_cache[query.passage_id]
                 if cfg.check_script and script is not None and dominant_script(text) not in (script, None):
                     reason = "wrong_script"
                 elif copied_share(words, grams, cfg.copy_ngram) >= cfg.copy_overlap:
                     reason = "copied_from_passage"
+                elif cfg.require_shared_word and not content_stems(words) & stems:
+                    reason = "off_topic"
         if reason:
             dropped[reason] += 1
         else:
@@ -175,11 +291,40 @@ def run_filter(layout: RunLayout, cfg: FilterConfig, *, print_summary: bool = Tr
     tmp.replace(stats_path)
     if print_summary:
         Console(stderr=True).print(stats_table(stats))
+    if not kept:
+        raise EmptyOutputError(empty_advice(stats))
     return {
         "raw": stats["raw"],
         "kept": stats["kept"],
         **{f"dropped_{k}": v for k, v in drops.items()},
     }
+
+
+# what to change when a drop reason takes most queries
+_DROP_ADVICE = {
+    "empty": "the LLM's replies had no parsable query: check [llm] model and [generate] max_tokens",
+    "too_short": "lower [filter] min_words",
+    "too_long": "raise [filter] max_words",
+    "wrong_format": "the LLM answers in markup/JSON: use an instruction-tuned [llm] model",
+    "instruction_echo": "the LLM talks about itself or obeys the passages' text: use a stronger [llm] model",
+    "off_topic": "queries share no word with their passage: set [filter] require_shared_word = false "
+    "for paraphrase-style or cross-lingual queries",
+    "wrong_script": "set [filter] check_script = false for multilingual corpora",
+    "copied_from_passage": "raise [filter] copy_overlap (e.g. 0.95) or copy_ngram",
+    "exact_duplicate": "raise [generate] temperature or lower [generate] n_queries",
+    "near_duplicate": "raise [filter] near_duplicate_threshold (e.g. 0.9)",
+}
+
+
+def empty_advice(stats: dict[str, Any]) -> str:
+    """Why the filter kept nothing, and the setting to change (names the biggest drop reason)."""
+    if not stats["raw"]:
+        return "filter: no raw queries to filter: generate wrote none (check the [llm] server and model)"
+    reason, count = max(stats["dropped"].items(), key=lambda kv: kv[1])
+    return (
+        f"filter kept 0 of {stats['raw']} queries ({count} dropped as {reason.replace('_', ' ')}): "
+        f"{_DROP_ADVICE.get(reason, 'see filter_stats.json')}"
+    )
 
 
 def stats_table(stats: dict[str, Any]) -> Table:

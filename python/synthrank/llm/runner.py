@@ -34,12 +34,15 @@ async def drain(
     total: int | None = None,
     description: str = "LLM",
     max_consecutive_failures: int = 50,
+    max_failure_rate: float = 0.0,
 ) -> Outcome:
     """Run `work` over `items` with `workers` tasks.
 
-    A failed item (retries exhausted) is counted and skipped, so a re-run tries it again. The
-    spending cap stops new items while calls in flight finish; so does a long run of failures in a
-    row (the endpoint is down), so a dead server fails the stage instead of grinding on for hours.
+    A failed item (retries exhausted, or replies that stayed unusable) is counted and skipped, so a
+    re-run tries it again; the drain is incomplete when failures pass `max_failure_rate` of the
+    items tried. The spending cap stops new items while calls in flight finish; so does a long run
+    of failures in a row (the endpoint is down), so a dead server fails the stage instead of
+    grinding on for hours.
     """
     outcome = Outcome()
     iterator = iter(items)
@@ -76,7 +79,15 @@ async def drain(
 
     with progress_bar(description, total=total) as bar:
         await asyncio.gather(*(worker(bar) for _ in range(workers)))
+    tried = outcome.done + outcome.failed
     if outcome.failed and outcome.complete:
-        outcome.complete = False
-        outcome.stop_reason = f"{outcome.failed} item(s) failed after retries; re-run to try them again"
+        share = outcome.failed / tried
+        message = f"{outcome.failed} of {tried} item(s) failed after retries"
+        if share > max_failure_rate:
+            outcome.complete = False
+            outcome.stop_reason = (
+                f"{message} ({share:.1%} > max_failure_rate {max_failure_rate:.1%}); re-run to try them again"
+            )
+        else:
+            log.warning("%s: %s (within max_failure_rate); re-run to try them again", description, message)
     return outcome
