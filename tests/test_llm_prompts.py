@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -9,8 +10,28 @@ import pytest
 
 from synthrank.errors import ConfigError, InputFormatError
 from synthrank.llm.cache import cache_key
-from synthrank.llm.generate import GenerateConfig, build_messages, parse_queries, plan_styles
-from synthrank.llm.judge import JudgeConfig, JudgePrompt, expected_grade, parse_grade
+from synthrank.llm.generate import (
+    GenerateConfig,
+    build_messages,
+    build_mixed_messages,
+    fill_slots,
+    parse_labelled,
+    parse_queries,
+    plan_styles,
+)
+from synthrank.llm.judge import (
+    JudgeConfig,
+    JudgePair,
+    JudgePrompt,
+    ListPrompt,
+    cut_passages,
+    expected_grade,
+    expected_grades,
+    grades_schema,
+    group_lists,
+    parse_grade,
+    parse_grade_list,
+)
 from synthrank.llm.prompts import defuse, load_examples, load_template
 from synthrank.records import Passage
 
@@ -139,3 +160,130 @@ def test_stage_configs_reject_bad_values() -> None:
         GenerateConfig(keyword_ratio=1.5)
     with pytest.raises(ConfigError, match="top_logprobs"):
         JudgeConfig(top_logprobs=50)
+
+
+@pytest.mark.parametrize(
+    ("reply", "parsed"),
+    [
+        (
+            "question: What is gout?\nkeywords: gout uric acid\n",
+            [("question", "What is gout?"), ("keywords", "gout uric acid")],
+        ),
+        (
+            '1. **Question:** "Why does it hurt?"\n- Keyword query: big toe pain\nOne more:\nHow long?',
+            [("question", "Why does it hurt?"), ("keywords", "big toe pain"), (None, "How long?")],
+        ),
+        ("keywords:\n", []),
+    ],
+)
+def test_parse_labelled(reply: str, parsed: list[tuple[str | None, str]]) -> None:
+    assert parse_labelled(reply) == parsed
+
+
+def test_fill_slots_follows_labels_and_leaves_the_shortfall_empty() -> None:
+    plan = ["question", "keywords", "question"]
+    assert fill_slots(plan, [("keywords", "k"), (None, "a"), ("question", "b")]) == [
+        ("question", "a"),
+        ("keywords", "k"),
+        ("question", "b"),
+    ]
+    # a label the plan has no room for takes a free slot and keeps its own style; extra lines drop
+    assert fill_slots(plan, [("keywords", "k1"), ("keywords", "k2")]) == [
+        ("keywords", "k2"),
+        ("keywords", "k1"),
+        ("question", ""),
+    ]
+    assert fill_slots(["question"], [("question", "a"), ("question", "b")]) == [("question", "a")]
+
+
+def test_one_call_prompts_share_every_turn_but_the_last() -> None:
+    template = load_template("generate_queries_mixed")
+    examples = load_examples("query_examples.jsonl", required={"document": str})
+    cfg = GenerateConfig(n_queries=3, keyword_ratio=0.3, one_call=True)
+    first = build_mixed_messages(
+        template, Passage("a", "d", "Gout is arthritis."), ["question"] * 3, examples, cfg
+    )
+    second = build_mixed_messages(
+        template, Passage("b", "d", "Flu spreads."), ["keywords", "question", "keywords"], examples, cfg
+    )
+    assert first[:-1] == second[:-1] and len(first) == 1 + 2 * 3 + 1
+    shown = [line.split(":", 1)[0] for m in first[2:-1:2] for line in m["content"].splitlines()]
+    assert shown.count("keywords") == 2 and shown.count("question") == 7  # 0.3 of 9 lines, spread
+    last = second[-1]["content"]
+    assert last.index("Flu spreads.") < last.index("keywords: ...\nquestion: ...\nkeywords: ...")
+    assert "2 keyword queries and" not in last and "1 question and 2 keyword queries" in last
+
+
+def test_judge_prompts_put_the_passage_last() -> None:
+    a, b = Passage("a", "d", "Gout is arthritis."), Passage("b", "d", "Flu spreads.")
+    pointwise = JudgePrompt.load(JudgeConfig())
+    one, two = pointwise.messages("gout pain", a, 4000), pointwise.messages("gout pain", b, 4000)
+    assert one[:-1] == two[:-1]
+    first, second = one[-1]["content"], two[-1]["content"]
+    shared = next(i for i, (x, y) in enumerate(zip(first, second, strict=False)) if x != y)
+    assert "gout pain" in one[-1]["content"][:shared] and one[-1]["content"][shared:].startswith("Gout")
+    listwise = ListPrompt.load(JudgeConfig(mode="listwise"))
+    one, two = listwise.messages("gout pain", [a, b], 4000), listwise.messages("gout pain", [b], 4000)
+    assert one[:-1] == two[:-1] and one[1]["content"].startswith("<query>")
+    assert json.loads(one[2]["content"]) == {"grades": listwise.examples[0]["grades"]}
+    last = one[-1]["content"]
+    assert (
+        last.index("gout pain") < last.index('<passage id="1">\nGout') < last.index('<passage id="2">\nFlu')
+    )
+
+
+@pytest.mark.parametrize(
+    ("reply", "grades"),
+    [
+        ('{"grades": [3, 0, 2]}', [3, 0, 2]),
+        ('```json\n{"grades": [1, 1]}\n```', [1, 1, None]),
+        ("[2, 5, 1, 0]", [2, None, 1]),
+        ('{"grades": "high"}', None),
+        ("no idea", None),
+        ('{"grades": [3, 0', None),
+    ],
+)
+def test_parse_grade_list(reply: str, grades: list[int | None] | None) -> None:
+    assert parse_grade_list(reply, 3) == grades
+
+
+def test_expected_grades_line_up_with_the_grade_tokens() -> None:
+    def token(t: str, top: dict[str, float] | None = None) -> dict[str, object]:
+        alternatives = [{"token": k, "logprob": math.log(p)} for k, p in (top or {}).items()]
+        return {"token": t, "logprob": 0.0, "top_logprobs": alternatives}
+
+    logprobs = [token('{"'), token("grades"), token('": ['), token("3", {"3": 0.5, "2": 0.5}), token(","),
+                token(" "), token("0", {"0": 1.0}), token("]}")]  # fmt: skip
+    assert expected_grades(logprobs, [3, 0]) == [2.5, 0.0]
+    assert expected_grades(logprobs, [3, 0, 1]) == [None, None, None]  # not one token per grade
+    assert expected_grades(None, [3]) == [None]
+    schema = grades_schema(4)["json_schema"]["schema"]["properties"]["grades"]
+    assert schema["minItems"] == schema["maxItems"] == 4 and schema["items"]["enum"] == [0, 1, 2, 3]
+
+
+def test_group_lists_keeps_queries_apart_and_the_order() -> None:
+    p = Passage("p", "d", "t")
+    pairs = [JudgePair(q, q, p) for q in ("a", "b", "a", "a", "b", "a")]
+    assert group_lists(pairs, 2) == [[0, 2], [1, 4], [3, 5]]
+
+
+def test_cut_passages_cuts_on_a_token_boundary() -> None:
+    long = Passage("long", "d", "Insulin helps glucose enter cells. " * 20)
+    short = Passage("short", "d", "Gout hurts.")
+    cut, counts = cut_passages([long, short], 12, None)
+    assert cut["short"] == short and long.text.startswith(cut["long"].text)
+    assert 20 < len(cut["long"].text) < 80 and cut["long"].text == cut["long"].text.rstrip()
+    assert counts["passages_budgeted"] == 2 and counts["passages_cut"] == 1
+    short_tokens = cut_passages([short], 1000, None)[1]["passage_tokens"]
+    assert counts["passage_tokens_judged"] == 12 + short_tokens < counts["passage_tokens"] - 100
+
+
+def test_judge_config_rejects_bad_fast_options() -> None:
+    for bad, key in (
+        ({"mode": "pairwise"}, "mode"),
+        ({"list_size": 0}, "list_size"),
+        ({"passage_max_tokens": 0}, "passage_max_tokens"),
+        ({"skip_margin": -0.1}, "skip_margin"),
+    ):
+        with pytest.raises(ConfigError, match=key):
+            JudgeConfig(**bad)  # type: ignore[arg-type]

@@ -55,6 +55,21 @@ def test_uniform_sample_is_seeded(tmp_path: Path) -> None:
     assert sampled(layout) != first
 
 
+def test_hash_sample_keeps_its_picks_when_other_documents_are_withheld(tmp_path: Path) -> None:
+    n = 200
+    layout = make_corpus(tmp_path / "all", ["a"] * n, [False] * n, list(range(n)))
+    run_sample(layout, SampleConfig(num_passages=30, strategy="hash"))
+    first = sampled(layout)
+    withheld = [i % 7 == 0 for i in range(n)]  # e.g. documents a replay excludes
+    fewer = make_corpus(tmp_path / "fewer", ["a"] * n, withheld, list(range(n)))
+    run_sample(fewer, SampleConfig(num_passages=30, strategy="hash"))
+    again = sampled(fewer)
+    kept = [pid for pid in first if not withheld[int(pid[1:].split("#")[0])]]
+    assert len(first) == len(again) == 30 and set(kept) <= set(again)
+    run_sample(layout, SampleConfig(num_passages=30, strategy="hash", seed=1))
+    assert sampled(layout) != first
+
+
 def test_stratified_gives_equal_quotas_and_redistributes(tmp_path: Path) -> None:
     qtypes = ["rare"] * 3 + ["common"] * 60 + ["medium"] * 30
     layout = make_corpus(tmp_path, qtypes, [False] * len(qtypes), list(range(len(qtypes))))

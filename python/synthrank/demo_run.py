@@ -35,6 +35,7 @@ def demo_config(run_dir: Path, *, live: bool) -> PipelineConfig:
     from synthrank.llm.judge import JudgeConfig
     from synthrank.mining import MineConfig
     from synthrank.sample import SampleConfig
+    from synthrank.training.distill import DistillConfig
     from synthrank.training.trainer import TrainConfig
 
     precision: Precision = "bf16" if cpu_has_fast_bf16() else "auto"
@@ -63,19 +64,21 @@ def demo_config(run_dir: Path, *, live: bool) -> PipelineConfig:
             relative_margin=0.1,
             sampling="random",
         ),
-        # A new relevance head on 2 CPU cores gets ~100 optimizer steps: a high learning rate, short
-        # inputs and bf16 where the CPU has fast bf16 kernels (same loss curve, ~1.5x faster). Half of
-        # each group's negatives are random passages, as a weak judge leaves the mined ones noisy.
+        # LCE starts from the warm start, so a small learning rate keeps what it learned; short inputs
+        # and bf16 where the CPU has fast bf16 kernels (same loss curve, ~1.5x faster). Half of each
+        # group's negatives are random passages, as a weak judge leaves the mined ones noisy.
         train=TrainConfig(
-            epochs=6,
+            epochs=3,
             random_negative_share=0.5,
             batch_size=4,
-            learning_rate=2e-4,
-            head_learning_rate=1e-3,
+            learning_rate=2e-5,
             max_length=160,
             precision=precision,
             checkpoint_every=50,
         ),
+        # The warm start, sized for minutes on 2 cores: the new head first learns the bi-encoder's
+        # ranking on pseudo-queries cut from the slice (no LLM), then LCE fine-tunes it on the labels.
+        distill=DistillConfig(pseudo_queries=256, checkpoint_every=20),
         evaluate=EvalConfig(
             datasets=["indomain"],
             indomain_max_queries=80,

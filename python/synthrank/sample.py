@@ -8,6 +8,7 @@ so near-duplicates do not get queries twice. Then a seeded uniform or stratified
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -25,7 +26,10 @@ class SampleConfig:
     """Options of the sample stage (section [sample] of synthrank.toml)."""
 
     num_passages: int = 1000
-    strategy: Literal["uniform", "stratified"] = "uniform"
+    # uniform | stratified | hash: the passages with the smallest seeded hash of their id, so whether
+    # a passage is picked never depends on which other documents are held out or excluded (a replay
+    # of recorded LLM replies with extra exclusions only drops calls)
+    strategy: Literal["uniform", "stratified", "hash"] = "uniform"
     stratify_by: str | None = None  # a meta key (e.g. "qtype", "source"): equal quotas per stratum
     min_tokens: int | None = 16
     max_tokens: int | None = None
@@ -35,9 +39,11 @@ class SampleConfig:
     def validate(self) -> None:
         if self.num_passages < 1:
             raise ConfigError(f"must be >= 1, got {self.num_passages}", section="sample", key="num_passages")
-        if self.strategy not in ("uniform", "stratified"):
+        if self.strategy not in ("uniform", "stratified", "hash"):
             raise ConfigError(
-                f"must be 'uniform' or 'stratified', got {self.strategy!r}", section="sample", key="strategy"
+                f"must be 'uniform', 'stratified' or 'hash', got {self.strategy!r}",
+                section="sample",
+                key="strategy",
             )
         if self.strategy == "stratified" and not self.stratify_by:
             raise ConfigError(
@@ -87,6 +93,19 @@ def _balanced_quotas(strata: np.ndarray, eligible: np.ndarray, total: int) -> di
     return quotas
 
 
+def _smallest_hashes(layout: RunLayout, eligible: np.ndarray, cfg: SampleConfig) -> np.ndarray:
+    """The `num_passages` eligible rows whose passage ids have the smallest seeded hash."""
+    keys = np.full(len(eligible), np.iinfo(np.uint64).max, dtype=np.uint64)
+    salt = f"sample\x00{cfg.seed}\x00".encode()
+    with open(layout.passages, encoding="utf-8") as fh:
+        for row, line in enumerate(fh):
+            if eligible[row]:
+                digest = hashlib.blake2b(salt + json.loads(line)["passage_id"].encode(), digest_size=8)
+                keys[row] = int.from_bytes(digest.digest(), "little")
+    rows = np.flatnonzero(eligible)
+    return rows[np.argsort(keys[rows], kind="stable")[: cfg.num_passages]]
+
+
 def run_sample(layout: RunLayout, cfg: SampleConfig) -> dict[str, object]:
     """Choose passages for query generation and write their ids to `layout.sampled_ids`."""
     cfg.validate()
@@ -97,6 +116,8 @@ def run_sample(layout: RunLayout, cfg: SampleConfig) -> dict[str, object]:
         strata = _strata(layout, cfg.stratify_by)
         quotas = _balanced_quotas(strata, eligible, cfg.num_passages)
         chosen = sampling.sample_stratified(strata, quotas, seed=cfg.seed, eligible=eligible & (strata >= 0))
+    elif cfg.strategy == "hash":
+        chosen = _smallest_hashes(layout, eligible, cfg)
     else:
         chosen = sampling.sample_uniform(len(eligible), cfg.num_passages, seed=cfg.seed, eligible=eligible)
     chosen = np.sort(np.asarray(chosen, dtype=np.int64))

@@ -53,7 +53,8 @@ def llm_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--max-cost",
             type=click.FloatRange(min=0, min_open=True),
-            help="Stop the stage once this much is spent (exit 1; re-run with a higher cap).",
+            help="The run folder's LLM budget over every stage and re-run (RUN/llm_ledger.sqlite); "
+            "no call is sent that would cross it (exit 1; re-run with a higher cap).",
         ),
         click.option(
             "--cache",
@@ -120,6 +121,12 @@ def build_llm_config(kw: dict[str, Any]) -> Any:
 )
 @click.option("--temperature", default=0.7, show_default=True, type=click.FloatRange(min=0))
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--one-call/--call-per-style",
+    default=False,
+    show_default=True,
+    help="All queries of a passage in one request (styles mixed), or one request per style.",
+)
 @llm_options
 @stage_command
 def generate(run_dir: Path, **kw: Any) -> dict[str, Any]:
@@ -187,6 +194,33 @@ def filter_queries(run_dir: Path, **kw: Any) -> dict[str, Any]:
     "--prompts",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of prompt templates replacing the packaged ones.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["pointwise", "listwise"]),
+    default="pointwise",
+    show_default=True,
+    help="One call per pair, or one JSON-schema-constrained call per list of a query's passages.",
+)
+@click.option(
+    "--list-size",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Passages per listwise call.",
+)
+@click.option(
+    "--passage-max-tokens",
+    type=click.IntRange(min=1),
+    help="Cut each passage to this many tokens for the judge (default: no cut).",
+)
+@click.option(
+    "--skip-margin",
+    type=click.FloatRange(min=0),
+    help="Leave unjudged the candidates whose cosine is this far below the source passage's.",
+)
+@click.option(
+    "--ambiguous-first", is_flag=True, help="Judge the pairs nearest the source passage's cosine first."
 )
 @llm_options
 @stage_command

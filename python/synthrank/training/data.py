@@ -11,7 +11,7 @@ import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -61,6 +61,19 @@ class GroupStats:
         return dict(self.__dict__)
 
 
+class GroupSource(Protocol):
+    """What the trainer reads: lists of texts per query, in a seeded order per epoch. A source with a
+    `targets(index, epoch)` method also gives the teacher's score of each text (distillation)."""
+
+    stats: Any
+
+    def __len__(self) -> int: ...
+
+    def epoch_order(self, epoch: int) -> np.ndarray: ...
+
+    def group(self, index: int, epoch: int) -> tuple[str, list[str]]: ...
+
+
 @dataclass
 class GroupDataset:
     """The kept groups plus a random in-corpus pool; `group(i, epoch)` gives texts, positive first."""
@@ -78,35 +91,92 @@ class GroupDataset:
 
     def group(self, index: int, epoch: int) -> tuple[str, list[str]]:
         """(query, [positive, negative_1, ..., negative_n]) of group `index` in `epoch`."""
+        query, members = self.members(index, epoch)
+        return query, [text for _, text in members]
+
+    def members(self, index: int, epoch: int) -> tuple[str, list[tuple[str, str]]]:
+        """(query, [(passage_id, text) of the positive, then of each negative]) of group `index`."""
         g, opts = self.groups[index], self.options
         n = opts.group_size - 1
         rng = np.random.default_rng([opts.seed, index])  # per-query start offsets, fixed across epochs
         pos_start, neg_start = int(rng.integers(len(g.pos))), int(rng.integers(max(1, len(g.neg))))
-        positive = g.pos[(pos_start + epoch) % len(g.pos)]
+        p = (pos_start + epoch) % len(g.pos)
+        members = [(g.pos_ids[p], g.pos[p])]
         n_hard = (
             0 if opts.negatives == "random" else min(len(g.neg), n - round(opts.random_negative_share * n))
         )
         start = neg_start + epoch * n_hard
-        negatives = [g.neg[(start + j) % len(g.neg)] for j in range(n_hard)]
-        if len(negatives) < n:
+        members += [
+            (g.neg_ids[(start + j) % len(g.neg)], g.neg[(start + j) % len(g.neg)]) for j in range(n_hard)
+        ]
+        if len(members) < opts.group_size:
             epoch_rng = np.random.default_rng([opts.seed, index, epoch])
-            negatives += self._random_negatives(
-                n - len(negatives), set(g.pos_ids) | set(g.neg_ids), epoch_rng
+            members += self._random_negatives(
+                opts.group_size - len(members), set(g.pos_ids) | set(g.neg_ids), epoch_rng
             )
-        return g.query, [positive, *negatives]
+        return g.query, members
 
-    def _random_negatives(self, k: int, exclude: set[str], rng: np.random.Generator) -> list[str]:
-        out: list[str] = []
+    def _random_negatives(self, k: int, exclude: set[str], rng: np.random.Generator) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
         if not self.random_pool:
             raise InvalidArgumentError("no passages to draw random negatives from")
         for _ in range(20 * k):
             pid, text = self.random_pool[int(rng.integers(len(self.random_pool)))]
             if pid not in exclude:
-                out.append(text)
+                out.append((pid, text))
                 exclude = exclude | {pid}
                 if len(out) == k:
                     return out
         raise InvalidArgumentError(f"could not draw {k} random negatives outside the query's own pools")
+
+
+@dataclass
+class WithTeacher:
+    """Mined groups plus the bi-encoder's cosine of each member, for LCE + λ·KL (the warm start's
+    teacher kept in the loss, so fine-tuning on a few LLM labels does not forget what it taught)."""
+
+    groups: GroupDataset
+    query_vectors: np.ndarray  # row per query_id in `query_rows`
+    passage_vectors: np.ndarray  # row per passage_id in `passage_rows`
+    query_rows: dict[str, int]
+    passage_rows: dict[str, int]
+
+    @property
+    def stats(self) -> GroupStats:
+        return self.groups.stats
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        return self.groups.epoch_order(epoch)
+
+    def group(self, index: int, epoch: int) -> tuple[str, list[str]]:
+        return self.groups.group(index, epoch)
+
+    def targets(self, index: int, epoch: int) -> np.ndarray:
+        _, members = self.groups.members(index, epoch)
+        q = np.asarray(self.query_vectors[self.query_rows[self.groups.groups[index].query_id]], np.float32)
+        rows = [self.passage_rows[pid] for pid, _ in members]
+        return np.asarray(self.passage_vectors[rows], np.float32) @ q
+
+
+def with_teacher(layout: RunLayout, groups: GroupDataset) -> WithTeacher:
+    """`groups` with the run's bi-encoder embeddings as the teacher (queries.npy, passages.npy)."""
+    from synthrank.retrieval import load_embeddings
+
+    query_rows = {q.query_id: i for i, q in enumerate(read_jsonl(layout.queries, Query))}
+    passage_rows = {p.passage_id: i for i, p in enumerate(read_jsonl(layout.passages, Passage))}
+    missing = [g.query_id for g in groups.groups if g.query_id not in query_rows]
+    if missing:
+        raise InvalidArgumentError(f"{layout.queries}: no query {missing[0]!r} of the training groups")
+    return WithTeacher(
+        groups,
+        load_embeddings(layout, "queries"),
+        load_embeddings(layout, "passages"),
+        query_rows,
+        passage_rows,
+    )
 
 
 def _random_pool(layout: RunLayout, groups: Sequence[TrainGroup], seed: int) -> list[tuple[str, str]]:
@@ -169,7 +239,12 @@ def load_groups(layout: RunLayout, options: GroupOptions) -> GroupDataset:
     stats.groups_used = len(kept)
     stats.negatives_per_query_mean = float(np.mean([len(g.neg) for g in kept])) if kept else 0.0
     if not kept:
-        raise InvalidArgumentError(f"{layout.train_groups}: no usable group ({json.dumps(stats.as_dict())})")
+        raise InvalidArgumentError(
+            f"{layout.train_groups}: no usable group ({json.dumps(stats.as_dict())}); the mine stage "
+            f'made none: see {layout.mining_stats} for why, then change [mine] (e.g. adapt = "auto", '
+            "allow_unjudged = true, negative_max_grade = 1, min_negatives) and re-run from mine "
+            "(`synthrank run CONFIG --pilot 50` shows the yield first)"
+        )
     pool = _random_pool(layout, kept, options.seed)
     stats.random_pool_size = len(pool)
     return GroupDataset(kept, pool, options, stats)

@@ -9,6 +9,7 @@ and takes its own slice of each global batch; rank 0 alone evaluates, checkpoint
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -32,9 +33,9 @@ from synthrank.evaluation.metrics import mean, per_query
 from synthrank.models import DEFAULT_RERANKER_START
 from synthrank.records import RunLayout
 from synthrank.training import load_cross_encoder
-from synthrank.training.data import GroupDataset, GroupOptions, encode_pairs, load_groups
-from synthrank.training.losses import LOSSES
-from synthrank.training.model_card import write_model_card
+from synthrank.training.data import GroupOptions, GroupSource, encode_pairs, load_groups, with_teacher
+from synthrank.training.losses import LOSSES, lce_with_kl
+from synthrank.training.model_card import finish_model_folder
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ class TrainConfig:
     dev_min_queries: int = 30  # a smaller dev set is too noisy to pick checkpoints: the last model is kept
     resume: bool = True
     output: str = ""  # "" = the run's model/ folder
+    warm_start: bool = True  # start from RUN/warm_start when the distill stage trained it from `model`
+    distill_weight: float = 0.0  # λ: LCE + λ·KL to the bi-encoder's scores of each group (0 = LCE only)
+    distill_temperature: float = 0.05
 
     def __post_init__(self) -> None:
         for name in (
@@ -104,6 +108,14 @@ class TrainConfig:
         if self.loss not in LOSSES:
             raise ConfigError(
                 f"must be one of {sorted(LOSSES)}, got {self.loss!r}", section="train", key="loss"
+            )
+        if self.distill_weight < 0:
+            raise ConfigError(
+                f"must be >= 0, got {self.distill_weight}", section="train", key="distill_weight"
+            )
+        if self.distill_temperature <= 0:
+            raise ConfigError(
+                f"must be > 0, got {self.distill_temperature}", section="train", key="distill_temperature"
             )
         if self.max_query_tokens >= self.max_length:
             raise ConfigError(
@@ -169,8 +181,11 @@ class Trainer:
         layout: RunLayout,
         cfg: TrainConfig,
         *,
+        data: GroupSource | None = None,
+        loss: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
         on_checkpoint: Callable[[int, Path], None] | None = None,
     ) -> None:
+        """`data` and `loss` replace the mined groups and cfg.loss (the warm start's teacher lists)."""
         self.layout, self.cfg, self.on_checkpoint = layout, cfg, on_checkpoint
         self.rank, self.world, local_rank = _distributed()
         self.owns_process_group = self.world > 1 and not dist.is_initialized()
@@ -186,7 +201,14 @@ class Trainer:
             torch.set_num_threads(cfg.cpu_threads or max(1, (os.cpu_count() or 1) // local_world))
         self.output = Path(cfg.output) if cfg.output else layout.model
         self.checkpoints = layout.root / CHECKPOINTS_DIR / self.output.name
-        self.data: GroupDataset = load_groups(layout, cfg.group_options())
+        if data is None:
+            data = load_groups(layout, cfg.group_options())
+            if cfg.distill_weight > 0:
+                data, loss = (
+                    with_teacher(layout, data),
+                    lce_with_kl(cfg.distill_weight, cfg.distill_temperature),
+                )
+        self.data: GroupSource = data
         micro_per_epoch = len(self.data) // (cfg.batch_size * self.world)
         self.steps_per_epoch = micro_per_epoch // cfg.grad_accumulation
         if self.steps_per_epoch < 1:
@@ -218,24 +240,31 @@ class Trainer:
             self.forward_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         if cfg.compile:
             self.forward_model = torch.compile(self.forward_model)
-        self.loss_fn = LOSSES[cfg.loss]
+        self.loss_fn = loss or LOSSES[cfg.loss]
         self.state = TrainState()
         self.dev = self._load_dev()
 
     # --- data ---------------------------------------------------------------------------------
 
-    def micro_batch(self, order: np.ndarray, step_in_epoch: int, accum_index: int) -> dict[str, torch.Tensor]:
-        """This rank's tokenized micro-batch: groups flattened row-major, positive first in each."""
+    def micro_batch(
+        self, order: np.ndarray, step_in_epoch: int, accum_index: int
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """This rank's tokenized micro-batch, groups flattened row-major (positive first in mined
+        groups), and the teacher's scores [groups, group_size] when the data has them."""
         cfg = self.cfg
         micro = step_in_epoch * cfg.grad_accumulation + accum_index
         start = (micro * self.world + self.rank) * cfg.batch_size
-        queries, passages = [], []
+        queries, passages, targets = [], [], []
+        scored = hasattr(self.data, "targets")
         for index in order[start : start + cfg.batch_size]:
             query, texts = self.data.group(int(index), self.state.epoch)
             queries += [query] * len(texts)
             passages += texts
+            if scored:
+                targets.append(self.data.targets(int(index), self.state.epoch))
         enc = encode_pairs(self.tokenizer, queries, passages, cfg.max_length, cfg.max_query_tokens)
-        return {k: v.to(self.device) for k, v in enc.items()}
+        target = torch.as_tensor(np.stack(targets), device=self.device) if scored else None
+        return {k: v.to(self.device) for k, v in enc.items()}, target
 
     def _load_dev(self) -> Any:
         if self.rank != 0 or not (self.layout.dev / "qrels").is_dir():
@@ -260,7 +289,7 @@ class Trainer:
         """One optimizer step over grad_accumulation micro-batches; returns the mean loss."""
         cfg, total = self.cfg, 0.0
         for a in range(cfg.grad_accumulation):
-            batch = self.micro_batch(order, self.state.step_in_epoch, a)
+            batch, targets = self.micro_batch(order, self.state.step_in_epoch, a)
             sync = a == cfg.grad_accumulation - 1 or self.world == 1
             ctx = contextlib.nullcontext() if sync else self.forward_model.no_sync()
             with ctx:
@@ -270,7 +299,7 @@ class Trainer:
                     enabled=self.autocast_dtype is not None,
                 ):
                     logits = self.forward_model(**batch).logits.view(-1, cfg.group_size)
-                loss = self.loss_fn(logits) / cfg.grad_accumulation
+                loss = self.loss_fn(logits, targets) / cfg.grad_accumulation
                 self.scaler.scale(loss).backward()
             total += float(loss.detach())
         self.scaler.unscale_(self.optimizer)
@@ -337,7 +366,7 @@ class Trainer:
                     "scaler": self.scaler.state_dict(),
                     "rng": {
                         "python": random.getstate(),
-                        "numpy": np.random.get_state(),
+                        "numpy": _numpy_rng_state(),
                         "torch": torch.get_rng_state(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                     },
@@ -359,21 +388,23 @@ class Trainer:
         return found[-1] if found else None
 
     def load_checkpoint(self, folder: Path) -> None:
-        saved = torch.load(folder / "trainer_state.pt", map_location="cpu", weights_only=False)
+        """Restore a checkpoint made with the same options (read once; the options are checked first)."""
+        saved = _read_trainer_state(folder)
+        self._check_resumable(folder, saved["config"])
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
         self.scaler.load_state_dict(saved["scaler"])
         rng = saved["rng"]
         random.setstate(rng["python"])
-        np.random.set_state(rng["numpy"])
+        kind, keys, pos, has_gauss, gauss = rng["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.state = TrainState(**saved["state"])
 
-    def _check_resumable(self, folder: Path) -> None:
-        saved = torch.load(folder / "trainer_state.pt", map_location="cpu", weights_only=False)["config"]
+    def _check_resumable(self, folder: Path, saved: dict[str, Any]) -> None:
         changed = sorted(
             k for k, v in asdict(self.cfg).items() if k not in RESUMABLE_CHANGES and saved.get(k) != v
         )
@@ -393,7 +424,6 @@ class Trainer:
         if self.world > 1:
             dist.barrier()
         if cfg.resume and (latest := self.latest_checkpoint()) is not None:
-            self._check_resumable(latest)
             self.load_checkpoint(latest)
             resumed_from = self.state.global_step
             log.info("resumed from %s", latest)
@@ -466,9 +496,20 @@ class Trainer:
         else:
             self.output.parent.mkdir(parents=True, exist_ok=True)
             self._save_model(self.output)
-        write_model_card(self.output, base_model=self.cfg.model, config=asdict(self.cfg), result=result)
+        finish_model_folder(self.output, base_model=self.cfg.model, config=asdict(self.cfg), result=result)
         with open(self.output / "training_log.jsonl", "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(entry) + "\n" for entry in self.state.history)
+
+
+def _numpy_rng_state() -> tuple[Any, ...]:
+    """NumPy's global RNG state as plain Python values, so checkpoints load with `weights_only=True`."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return (kind, keys.tolist(), int(pos), int(has_gauss), float(gauss))
+
+
+def _read_trainer_state(folder: Path) -> dict[str, Any]:
+    """A checkpoint's tensors and plain values; `weights_only` refuses anything a pickle could run."""
+    return torch.load(folder / "trainer_state.pt", map_location="cpu", weights_only=True)
 
 
 def _progress(enabled: bool) -> Any:
@@ -487,7 +528,16 @@ def _progress(enabled: bool) -> Any:
 def run_train(
     layout: RunLayout, cfg: TrainConfig, *, on_checkpoint: Callable[[int, Path], None] | None = None
 ) -> dict[str, Any]:
-    """Train a cross-encoder on `layout.train_groups` into `layout.model`; returns counts and timings."""
+    """Train a cross-encoder on `layout.train_groups` into `layout.model`; returns counts and timings.
+
+    With `warm_start`, a model the distill stage trained from `cfg.model` is the start point instead.
+    """
+    from synthrank.training.distill import warm_start_for
+
+    warm = warm_start_for(layout, cfg.model) if cfg.warm_start else None
+    if warm is not None:
+        log.info("starting from the warm start %s (distilled from %s)", warm, cfg.model)
+        cfg = dataclasses.replace(cfg, model=str(warm))
     trainer = Trainer(layout, cfg, on_checkpoint=on_checkpoint)
     try:
         return trainer.train()

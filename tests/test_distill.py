@@ -1,0 +1,176 @@
+"""The warm start: pseudo-queries, teacher lists, the listwise KL loss, the stage and train's start."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from synthrank.mining import MineConfig, in_dev
+from synthrank.records import Passage, Query, RunLayout, read_jsonl
+from synthrank.retrieval import EmbedConfig, RetrieveConfig, run_retrieve
+from synthrank.training.distill import (
+    MARKER,
+    DistillConfig,
+    build_lists,
+    cut_sentence,
+    is_trained_reranker,
+    run_distill,
+    warm_start_for,
+)
+from synthrank.training.losses import listwise_kl
+from synthrank.training.trainer import TrainConfig, run_train
+from test_training_support import tiny_model, tiny_run
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SMALL = DistillConfig(
+    enabled="on",
+    pseudo_queries=40,
+    list_size=6,
+    random_candidates=2,
+    min_sentence_words=3,
+    batch_size=4,
+    epochs=1,
+    max_length=64,
+    learning_rate=1e-3,
+    checkpoint_every=0,
+)
+MINE = MineConfig(dev_fraction=0.2)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> RunLayout:
+    """The tiny run plus what distill reads: passages.npz (held-out rows), embeddings, candidates."""
+    layout = tiny_run(tmp_path_factory.mktemp("run"))
+    split = json.loads(layout.split.read_text())
+    passages = list(read_jsonl(layout.passages, Passage))
+    heldout = np.asarray([p.doc_id in split["heldout_doc_ids"] for p in passages])
+    n = len(passages)
+    np.savez(
+        layout.passage_arrays,
+        exact_hash=np.arange(n, dtype=np.uint64),
+        cluster_id=np.arange(n, dtype=np.int64),
+        n_tokens=np.full(n, 20, dtype=np.int32),
+        heldout=heldout,
+    )
+    run_retrieve(layout, RetrieveConfig(k=10))
+    return layout
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model(tmp_path_factory.mktemp("model") / "tiny")
+
+
+def test_cut_sentence_takes_one_sentence_out_of_its_passage() -> None:
+    text = "Gout is a kind of arthritis. It causes sudden pain in the big toe. Diet can help."
+    query, rest = cut_sentence(text, np.random.default_rng(0), DistillConfig(min_sentence_words=4))
+    assert query in text and query not in rest
+    assert sorted((query + " " + rest).split()) == sorted(text.split())
+    assert cut_sentence("One sentence only, long enough to use.", np.random.default_rng(0), SMALL) is None
+
+
+def test_listwise_kl_is_zero_when_the_student_matches_the_teacher() -> None:
+    teacher = torch.tensor([[0.9, 0.5, 0.1]])
+    same = teacher / 0.05
+    assert listwise_kl(same, teacher, 0.05).item() == pytest.approx(0.0, abs=1e-6)
+    p = torch.softmax(teacher / 0.05, -1)
+    flat = torch.zeros(1, 3)
+    by_hand = float((p * (p.log() - math.log(1 / 3))).sum())
+    assert listwise_kl(flat, teacher, 0.05).item() == pytest.approx(by_hand, abs=1e-5)
+
+
+def test_teacher_lists_hold_the_cut_passage_first_and_leave_out_dev_and_heldout(run: RunLayout) -> None:
+    lists = build_lists(run, SMALL, EmbedConfig(), MINE)
+    passages = list(read_jsonl(run.passages, Passage))
+    split = json.loads(run.split.read_text())
+    banned = {
+        p.reranker_text for p in passages if p.doc_id in split["heldout_doc_ids"] or in_dev(p.doc_id, MINE)
+    }
+    assert lists.stats.pseudo_queries > 0 and lists.stats.synthetic_queries > 0
+    assert len(lists) == lists.stats.pseudo_queries + lists.stats.synthetic_queries
+    assert lists.teacher.shape == (len(lists), SMALL.list_size)
+    for i in range(lists.stats.pseudo_queries):
+        query, texts = lists.group(i, 0)
+        assert query not in texts[0]  # the own passage, without the sentence
+        assert lists.targets(i, 0)[0] == max(lists.targets(i, 0)) or len(set(texts)) == len(texts)
+    for i in range(len(lists)):
+        _, texts = lists.group(i, 0)
+        assert len(texts) == SMALL.list_size
+        assert not banned & set(texts[1:])
+    # the teacher's scores are the bi-encoder's cosines: in [-1, 1], and not all equal
+    assert np.all(np.abs(lists.teacher) <= 1.0 + 1e-5) and lists.teacher.std() > 0
+
+
+def test_distill_trains_a_warm_start_that_train_starts_from(run: RunLayout, tiny: Path) -> None:
+    train = TrainConfig(
+        model=str(tiny),
+        batch_size=4,
+        group_size=4,
+        max_length=64,
+        max_query_tokens=16,
+        cpu_threads=1,
+        checkpoint_every=0,
+        early_stopping_patience=0,
+        dev_min_queries=1,
+        learning_rate=1e-3,
+    )
+    counts = run_distill(run, SMALL, train, EmbedConfig(), MINE)
+    assert counts["warm_start"] == "trained" and counts["steps"] >= 1
+    assert (run.warm_start / "config.json").is_file()
+    assert warm_start_for(run, str(tiny)) == run.warm_start
+    assert warm_start_for(run, "some/other-model") is None
+    result = run_train(run, train)
+    card = (run.model / "README.md").read_text()
+    assert result["steps"] >= 1 and str(run.warm_start) in card
+    off = run_distill(run, DistillConfig(enabled="off"), train, EmbedConfig(), MINE)
+    assert off["warm_start"] == "skipped" and warm_start_for(run, str(tiny)) is None
+    assert json.loads((run.warm_start / MARKER).read_text())["enabled"] is False
+
+
+def test_auto_skips_the_warm_start_for_a_trained_reranker(run: RunLayout, tiny: Path) -> None:
+    assert is_trained_reranker(str(tiny))  # a sequence-classification checkpoint: a reranker already
+    assert not is_trained_reranker("sentence-transformers/all-MiniLM-L6-v2")
+    train = TrainConfig(model=str(tiny))
+    counts = run_distill(run, DistillConfig(), train, EmbedConfig(), MINE)
+    assert counts == {"warm_start": "skipped", "reason": f"{tiny} is already a trained reranker"}
+
+
+def test_lce_can_keep_the_teacher_in_the_loss(run: RunLayout, tiny: Path) -> None:
+    from synthrank.retrieval import load_embeddings
+    from synthrank.training.data import GroupOptions, load_groups, with_teacher
+
+    groups = load_groups(run, GroupOptions(group_size=4, random_negative_share=0.5))
+    scored = with_teacher(run, groups)
+    passages = {p.passage_id: p for p in read_jsonl(run.passages, Passage)}
+    rows = {pid: i for i, pid in enumerate(passages)}
+    query_rows = {q.query_id: i for i, q in enumerate(read_jsonl(run.queries, Query))}
+    q_vecs, p_vecs = load_embeddings(run, "queries"), load_embeddings(run, "passages")
+    for index in range(3):
+        _, members = groups.members(index, epoch=1)
+        assert [t for _, t in members] == scored.group(index, 1)[1]
+        q = q_vecs[query_rows[groups.groups[index].query_id]]
+        expected = [float(p_vecs[rows[pid]] @ q) for pid, _ in members]
+        assert scored.targets(index, 1) == pytest.approx(expected, abs=1e-5)
+    train = TrainConfig(
+        model=str(tiny),
+        batch_size=4,
+        group_size=4,
+        max_length=64,
+        max_query_tokens=16,
+        cpu_threads=1,
+        checkpoint_every=0,
+        early_stopping_patience=0,
+        dev_min_queries=1,
+        distill_weight=0.5,
+        warm_start=False,
+        output=str(run.root / "lce-kl"),
+    )
+    result = run_train(run, train)
+    assert result["steps"] >= 1 and math.isfinite(result["mean_loss"])
