@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from synthrank.cli import main
-from synthrank.errors import InputFormatError
+from synthrank.errors import EmptyOutputError, InputFormatError
 from synthrank.mining import MineConfig, run_mine
 from synthrank.records import (
     Judgment,
@@ -127,7 +127,9 @@ def test_drops_are_counted_by_reason(tmp_path: Path) -> None:
 def test_too_few_negatives_and_unjudged_easier_negatives(tmp_path: Path) -> None:
     layout = make_run(tmp_path, q0_judgments(other_queries=False), k=30)
     cfg = MineConfig(num_negatives=20, negative_max_grade=1, dev_fraction=0.0)
-    stats = run_mine(layout, cfg)
+    with pytest.raises(EmptyOutputError, match=r"0 training groups.*allow_unjudged = true"):
+        run_mine(layout, cfg)  # a dead end: the statistics are written, then the stage fails
+    stats = json.loads(layout.mining_stats.read_text())
     assert stats["dropped"]["too_few_negatives"] == 1 and not groups(layout)
     stats = run_mine(layout, dataclasses.replace(cfg, allow_unjudged=True))
     g = groups(layout)["q0"]
@@ -179,7 +181,9 @@ def test_hf_dataset_trains_a_sentence_transformers_cross_encoder(tmp_path: Path)
 
 def test_dev_set_is_held_out_by_document_in_beir_layout(tmp_path: Path) -> None:
     layout = make_run(tmp_path, q0_judgments())
-    stats = run_mine(layout, MineConfig(num_negatives=5, dev_fraction=0.999))
+    with pytest.raises(EmptyOutputError, match="lower \\[mine\\] dev_fraction"):
+        run_mine(layout, MineConfig(num_negatives=5, dev_fraction=0.999))  # every group went to dev
+    stats = json.loads(layout.mining_stats.read_text())
     assert stats["dev_queries"] == 2 and stats["train_groups"] == 0
     queries = [json.loads(line) for line in (layout.dev / "queries.jsonl").read_text().splitlines()]
     assert {q["_id"] for q in queries} == {"q0", "q2"}

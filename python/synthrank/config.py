@@ -117,7 +117,13 @@ def build(
             raise ConfigError(f"{_where(path, text, section, key)}: expected {wanted}, got {value!r}")
         kwargs[key] = _convert(value, annotation)
     try:
-        return cls(**kwargs)
+        options = cls(**kwargs)
+        # range checks that stages also repeat when they start: run here too, so a bad value fails
+        # at load time, before any stage (and any LLM call) runs
+        validate = getattr(options, "validate", None)
+        if callable(validate):
+            validate()
+        return options
     except (TypeError, ValueError, ConfigError) as exc:
         if isinstance(exc, ConfigError) and exc.key:
             raise ConfigError(f"{_where(path, text, section, exc.key)}: {exc.detail}") from exc

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from synthrank.records import RunLayout
 
-Status = Literal["done", "partial", "failed"]
+Status = Literal["done", "partial", "failed", "running"]  # running: counts hold the stage's pid
 
 
 @dataclass

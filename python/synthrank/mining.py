@@ -12,8 +12,10 @@ are never positives, negatives or dev passages.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -26,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from synthrank import negatives
-from synthrank.errors import ConfigError, InputFormatError
+from synthrank.errors import ConfigError, EmptyOutputError, InputFormatError
 from synthrank.records import (
     Judgment,
     Passage,
@@ -39,6 +41,11 @@ from synthrank.records import (
 )
 from synthrank.retrieval import load_candidates
 
+log = logging.getLogger(__name__)
+
+# `adapt = "auto"`: a judge that grades fewer than this share of its pairs <= negative_max_grade
+# leaves (almost) no judged negatives, as small local models do (Qwen 0.5B grades 1 or 3)
+DEGENERATE_NEGATIVE_SHARE = 0.05
 DROP_REASONS = (
     "not_in_candidates",
     "not_judged",
@@ -67,8 +74,17 @@ class MineConfig:
     dev_fraction: float = 0.05
     seed: int = 0
     backend: str | None = None
+    # "auto": when the judge (almost) never grades <= negative_max_grade, switch to the weak-judge
+    # recipe (see `adapt_to_judge`) and say so; "off": always the settings as written
+    adapt: Literal["auto", "off"] = "auto"
 
     def validate(self) -> None:
+        if not 1 <= self.positive_min_grade <= 3:
+            raise ConfigError(
+                f"must be in [1, 3] (grades are 0-3), got {self.positive_min_grade}",
+                section="mine",
+                key="positive_min_grade",
+            )
         if not 0 <= self.negative_max_grade < self.positive_min_grade <= 3:
             raise ConfigError(
                 "need 0 <= negative_max_grade < positive_min_grade <= 3, got "
@@ -89,9 +105,100 @@ class MineConfig:
             raise ConfigError(
                 f"must be in [0, 1), got {self.dev_fraction}", section="mine", key="dev_fraction"
             )
+        if self.range_min < 0 or (self.range_max is not None and self.range_max <= self.range_min):
+            raise ConfigError(
+                f"need 0 <= range_min < range_max, got {self.range_min} and {self.range_max}",
+                section="mine",
+                key="range_min" if self.range_min < 0 else "range_max",
+            )
+        for name in ("absolute_margin", "relative_margin"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ConfigError(f"must be in [0, 1) when set, got {value}", section="mine", key=name)
+        if self.adapt not in ("auto", "off"):
+            raise ConfigError(f"must be 'auto' or 'off', got {self.adapt!r}", section="mine", key="adapt")
 
 
-def _in_dev(doc_id: str, cfg: MineConfig) -> bool:
+def adapt_to_judge(cfg: MineConfig, grades: Counter[str]) -> tuple[MineConfig, dict[str, Any]]:
+    """The weak-judge recipe when the judge's grades leave no judged negatives (`adapt = "auto"`).
+
+    Returns the settings to mine with and what changed ({} when nothing did). The recipe is the one
+    measured in README's Quality section: grade <= 1 and unjudged candidates as negatives, drawn at
+    random from the top 100 after a false-negative guard (nothing within 10 % of the positive's
+    similarity). Options a user set away from their defaults are kept as written.
+    """
+    parsed = {int(g): n for g, n in grades.items() if g.isdigit()}
+    total = sum(parsed.values())
+    negatives = sum(n for g, n in parsed.items() if g <= cfg.negative_max_grade)
+    if cfg.adapt == "off" or not total or negatives / total >= DEGENERATE_NEGATIVE_SHARE:
+        return cfg, {}
+    recipe: dict[str, Any] = {"allow_unjudged": True, "sampling": "random"}
+    if cfg.negative_max_grade < 1 < cfg.positive_min_grade:
+        recipe["negative_max_grade"] = 1
+    if cfg.absolute_margin is None and cfg.relative_margin is None:
+        recipe["relative_margin"] = 0.1
+    if cfg.range_max is None:
+        recipe["range_max"] = 100
+    changes = {k: [getattr(cfg, k), v] for k, v in recipe.items() if getattr(cfg, k) != v}
+    if not changes:
+        return cfg, {}
+    shown = ", ".join(f"{g}: {n}" for g, n in sorted(parsed.items()))
+    return dataclasses.replace(cfg, **{k: new for k, (_, new) in changes.items()}), {
+        "reason": f"the judge graded {negatives} of {total} pairs <= negative_max_grade "
+        f"({cfg.negative_max_grade}); grades {shown}",
+        "changes": changes,
+    }
+
+
+def yield_advice(stats: dict[str, Any]) -> list[str]:
+    """What to change when mining yields few groups, one line per problem seen in its statistics."""
+    cfg = stats["config"]
+    advice: list[str] = []
+    queries = max(1, stats["queries_in"])
+    dropped = stats["dropped"]
+    grades = {g: n for g, n in stats["grade_distribution"].items() if g.isdigit()}
+    judged = sum(grades.values())
+    if judged and not any(int(g) <= cfg["negative_max_grade"] for g, n in grades.items() if n):
+        advice.append(
+            f"the judge never grades <= {cfg['negative_max_grade']} (grades: "
+            + ", ".join(f"{g}: {n}" for g, n in sorted(grades.items()))
+            + '): set [mine] adapt = "auto" (or negative_max_grade = 1, allow_unjudged = true) '
+            "or use a stronger [llm] model"
+        )
+    unparsable = stats["grade_distribution"].get("unparsable", 0)
+    if unparsable > 0.1 * max(1, judged + unparsable):
+        advice.append(
+            f"{unparsable} judge replies had no grade: use a model that follows the format or raise "
+            "[judge] max_tokens"
+        )
+    source = dropped.get("source_judged_irrelevant", 0)
+    if source > 0.2 * queries:
+        advice.append(
+            f"{source / queries:.0%} of queries dropped because the judge graded their own source below "
+            f"positive_min_grade ({cfg['positive_min_grade']}): the generator asks what its passage does "
+            "not answer; use a stronger [llm] model, or raise [judge] top_m so another candidate can be "
+            "the positive"
+        )
+    few = dropped.get("too_few_negatives", 0)
+    if few > 0.2 * queries:
+        advice.append(
+            f"{few / queries:.0%} of queries dropped with fewer than min_negatives negatives: set "
+            "[mine] allow_unjudged = true, lower [mine] min_negatives (the trainer pads groups with "
+            "random passages), or raise [retrieve] k and [judge] top_m"
+        )
+    dev = stats.get("dev_queries", 0)
+    if dev and stats.get("train_groups", 0) < dev:
+        advice.append(
+            f"{dev} queries went to the synthetic dev set and fewer to training: lower [mine] "
+            "dev_fraction or raise [sample] num_passages"
+        )
+    missing = dropped.get("not_judged", 0) + dropped.get("not_in_candidates", 0)
+    if missing > 0.2 * queries:
+        advice.append(f"{missing} queries have no judgments or candidates: re-run retrieve and judge")
+    return advice
+
+
+def in_dev(doc_id: str, cfg: MineConfig) -> bool:
     digest = hashlib.blake2b(f"dev\x00{cfg.seed}\x00{doc_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") / 2.0**64 < cfg.dev_fraction
 
@@ -261,6 +368,13 @@ def run_mine(layout: RunLayout, cfg: MineConfig) -> dict[str, Any]:
     candidates = load_candidates(layout.candidates)
     arrays = _load_arrays(layout)
     grades, grade_histogram = _load_grades(layout.judgments)
+    cfg, adapted = adapt_to_judge(cfg, grade_histogram)
+    if adapted:
+        log.warning(
+            'mine: %s: weak-judge recipe applied (%s); set [mine] adapt = "off" to mine as configured',
+            adapted["reason"],
+            ", ".join(f"{k} = {new}" for k, (_, new) in adapted["changes"].items()),
+        )
     withheld = arrays["heldout"]
     n_passages = len(withheld)
     if candidates.ids.size and int(candidates.ids.max()) >= n_passages:
@@ -340,7 +454,7 @@ def run_mine(layout: RunLayout, cfg: MineConfig) -> dict[str, Any]:
     train: list[int] = []
     dev: list[int] = []
     for i, (q, _) in enumerate(kept):
-        if _in_dev(q.doc_id, cfg):
+        if in_dev(q.doc_id, cfg):
             dev.append(i)
         elif int(np.sum(selection.neg_ids[i] >= 0)) < min_negatives:
             drops["too_few_negatives"] += 1
@@ -395,11 +509,19 @@ def run_mine(layout: RunLayout, cfg: MineConfig) -> dict[str, Any]:
         "withheld_candidates_removed": withheld_candidates,
         "grade_distribution": dict(sorted(grade_histogram.items())),
         "negative_selection": selection.counts,
-        "config": asdict(cfg),
+        "config": asdict(cfg),  # the settings mined with (after adaptation)
+        "adapted": adapted,
+        "warnings": [f"weak judge: {adapted['reason']}; mined with the weak-judge recipe"] if adapted else [],
     }
     tmp = layout.mining_stats.with_name(layout.mining_stats.name + ".tmp")
     tmp.write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, layout.mining_stats)
+    if not groups:
+        reasons = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in stats["dropped"].items() if v)
+        raise EmptyOutputError(
+            f"mine: 0 training groups from {len(queries)} queries (dropped: {reasons or 'none'}; "
+            f"{len(dev)} went to the dev set). " + (" ".join(yield_advice(stats)) or "See mining_stats.json.")
+        )
     return stats
 
 
@@ -421,4 +543,6 @@ def stats_table(stats: dict[str, Any]) -> Any:
         table.add_row(f"dropped: {reason.replace('_', ' ')}", str(count))
     for reason, count in stats["negative_selection"].items():
         table.add_row(f"candidates: {reason.replace('_', ' ')}", str(count))
+    for key, (_, new) in (stats.get("adapted") or {}).get("changes", {}).items():
+        table.add_row(f"adapted (weak judge): {key}", str(new))
     return table

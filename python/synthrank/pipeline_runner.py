@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
-from synthrank.errors import BudgetExceededError, ConfigError, SynthrankError
-from synthrank.pipeline import Stage, check_stage_names, plan, run_pipeline, stage_table
+from synthrank.errors import BudgetExceededError, ConfigError, EmptyOutputError, LLMError, SynthrankError
+from synthrank.llm.ledger import read_spend
+from synthrank.pipeline import Stage, check_stage_names, plan, run_pipeline, save_run_config, stage_table
 from synthrank.records import RunLayout
-from synthrank.settings import PipelineConfig, check_inputs, load_config
+from synthrank.run_lock import RunLock, RunLockedError
+
+if TYPE_CHECKING:  # httpx and every stage's options stay out of `synthrank status`
+    import httpx
+
+    from synthrank.settings import PipelineConfig
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 LLM_STAGES = ("generate", "judge")
@@ -48,32 +55,132 @@ def setup_logging(layout: RunLayout, level: str, verbose: bool) -> None:
 
 def check_llm_endpoints(config: PipelineConfig) -> None:
     """Probe each LLM base URL (GET /models) so a wrong URL fails before hours of work, not after."""
+    import httpx
+
     llm = config.llm.resolved()
     for url in llm.base_urls:
         headers = {"Authorization": f"Bearer {llm.api_key}"} if llm.api_key else {}
+        where = f"{config.source or 'config'}: [llm]"
         try:
-            httpx.get(url.rstrip("/") + "/models", headers=headers, timeout=10.0)
+            response = httpx.get(url.rstrip("/") + "/models", headers=headers, timeout=10.0)
         except httpx.HTTPError as exc:
             raise ConfigError(
-                f"{config.source or 'config'}: [llm] base_urls: {url} is unreachable ({type(exc).__name__}); "
+                f"{where} base_urls: {url} is unreachable ({type(exc).__name__}); "
                 "start the server, fix the URL, or pass --skip-llm-check"
             ) from exc
+        check_probe(response, url, llm.model, where)
+
+
+def check_probe(response: httpx.Response, url: str, model: str, where: str) -> None:
+    """A reachable endpoint can still refuse the key or lack the model: say so before any work."""
+    if response.status_code in (401, 403):
+        key = "set" if response.request.headers.get("authorization") else "not set"
+        raise ConfigError(
+            f"{where} base_urls: {url}: the server refused the key (HTTP {response.status_code}; "
+            f"$SYNTHRANK_LLM_API_KEY / $OPENAI_API_KEY is {key})"
+        )
+    if response.status_code == 404:
+        raise ConfigError(
+            f"{where} base_urls: {url}/models: HTTP 404, no OpenAI-compatible API there "
+            "(the URL usually ends in /v1); fix the URL or pass --skip-llm-check"
+        )
+    if response.status_code != 200:
+        return  # some servers lack /models: the first real call will tell
+    try:
+        listed = [m.get("id") for m in response.json().get("data", []) if isinstance(m, dict)]
+    except (ValueError, AttributeError):
+        return
+    # servers serving one model (llama.cpp) answer to any name; where several are listed, it must match
+    if model != "default" and len(listed) > 1 and model not in listed:
+        raise ConfigError(
+            f"{where} model: no such model {model!r} at {url} (it serves {', '.join(map(str, listed[:10]))})"
+        )
+
+
+def _offline_hub() -> bool:
+    return any(os.environ.get(v, "").lower() not in ("", "0", "false") for v in HUB_OFFLINE_ENV)
+
+
+HUB_OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+_HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def model_problem(name: str) -> str | None:
+    """Why `name` (a model or tokenizer: local path, packaged or hub name) cannot load, or None.
+
+    A hub name is accepted when it is in the local hub cache, or when the hub may be reached (the
+    download itself is left to the stage); a path must exist.
+    """
+    from synthrank.models import resolve_model
+
+    if Path(resolve_model(name)).exists():
+        return None
+    if not _HUB_NAME.match(name) or name.startswith((".", "~")):
+        return f"{name} does not exist"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    for filename in ("config.json", "tokenizer.json"):
+        if isinstance(try_to_load_from_cache(name, filename), str):
+            return None
+    if _offline_hub():
+        return f"{name} is neither a local path nor in the hub cache, and the hub is offline (HF_HUB_OFFLINE)"
+    return None
+
+
+def check_models(config: PipelineConfig, steps: list[tuple[Stage, bool]]) -> None:
+    """Fail before the first LLM call when a model a later stage needs cannot load."""
+    runs = {stage.name for stage, run in steps if run}
+    wanted = [
+        ("ingest", "corpus", "tokenizer", config.corpus.tokenizer),
+        ("embed", "embed", "model", config.embed.model),
+        ("train", "train", "model", config.train.model),
+        ("evaluate", "evaluate", "bi_encoder", config.evaluate.bi_encoder),
+    ]
+    for stage, section, key, name in wanted:
+        problem = model_problem(str(name)) if stage in runs and name else None
+        if problem:
+            raise ConfigError(f"{config.source or 'config'}: [{section}] {key}: {problem}")
 
 
 def prepare(
     config: PipelineConfig, *, start: str | None, stop: str | None, force: bool, check_llm: bool
 ) -> list[tuple[Stage, bool]]:
     """Validate everything that can be validated before the first stage starts."""
+    from synthrank.settings import check_inputs
+
     check_stage_names([s for s in (start, stop) if s])
     steps = plan(config, start=start, stop=stop, force=force)
     if any(run for stage, run in steps if stage.name == "ingest"):
         check_inputs(config)
-    if check_llm and not config.llm.offline and any(run for stage, run in steps if stage.name in LLM_STAGES):
+    check_models(config, steps)
+    running = {stage.name for stage, run in steps if run}
+    llm_needed = bool(running & set(LLM_STAGES))
+    if running & {"testset", "evaluate"}:
+        from synthrank.evaluation.datasets import check_datasets
+        from synthrank.evaluation.testset import needs_llm
+
+        check_datasets(config, ingested="ingest" not in running)
+        llm_needed = llm_needed or (
+            "testset" in running and needs_llm(config, ingested="ingest" not in running)
+        )
+    if check_llm and not config.llm.offline and llm_needed:
         check_llm_endpoints(config)
     return steps
 
 
-def run_config(
+def run_config(config: PipelineConfig, **options: Any) -> int:
+    """Run a loaded config holding its run folder's lock (see `_run_locked`); return the exit code."""
+    try:
+        with RunLock(config.run.dir):
+            return _run_locked(config, **options)
+    except RunLockedError as exc:
+        say(f"Error: {exc}", "red")
+        return EXIT_BAD_INPUT
+
+
+def _run_locked(
     config: PipelineConfig,
     *,
     start: str | None = None,
@@ -96,6 +203,7 @@ def run_config(
         say(f"Nothing to do: every stage of {layout.root} is finished under this config.")
         print_status(layout.root, None)
         return EXIT_OK
+    save_run_config(config)  # stage commands run on this folder later (`synthrank train RUN`) read it
     started = time.time()
 
     def on_stage(stage: Stage, state: str) -> None:
@@ -112,6 +220,10 @@ def run_config(
     except BudgetExceededError as exc:
         say(f"Stopped: {exc}. Raise [llm] max_cost and run again to continue.", "yellow")
         return EXIT_INCOMPLETE
+    except EmptyOutputError as exc:
+        say(f"Error: {exc}", "red")
+        say(f"Finished stages are kept in {layout.root}; change the setting and run again.")
+        return EXIT_INCOMPLETE
     except SynthrankError as exc:
         say(f"Error: {exc}", "red")
         say(f"Finished stages are kept in {layout.root}; fix the cause and run again.")
@@ -125,30 +237,98 @@ def run_config(
         return EXIT_INCOMPLETE
     print_status(layout.root, None)
     if results and results[-1].action == "partial":
-        say(f"Stage {results[-1].stage} is incomplete: run again to resume it.", "yellow")
+        reason = results[-1].counts.get("stop_reason")
+        because = f" ({reason})" if reason else ""
+        say(f"Stage {results[-1].stage} is incomplete{because}: run again to resume it.", "yellow")
         return EXIT_INCOMPLETE
     say(f"Done in {time.time() - started:.0f} s. Report: {layout.root / 'report.md'}")
     return EXIT_OK
 
 
 def execute(
-    config_path: Path, *, start: str | None, stop: str | None, force: bool, check_llm: bool, verbose: bool
+    config_path: Path,
+    *,
+    start: str | None,
+    stop: str | None,
+    force: bool,
+    check_llm: bool,
+    verbose: bool,
+    dry_run: bool = False,
+    pilot: int | None = None,
 ) -> int:
+    from synthrank.settings import load_config
+
     try:
         config = load_config(config_path)
     except SynthrankError as exc:
         say(f"Error: {exc}", "red")
         return EXIT_BAD_INPUT
+    if dry_run:
+        return plan_config(config, start=start, stop=stop, force=force)
+    if pilot is not None:
+        return pilot_run(config, pilot, check_llm=check_llm, verbose=verbose)
     return run_config(config, start=start, stop=stop, force=force, check_llm=check_llm, verbose=verbose)
 
 
+def plan_config(config: PipelineConfig, *, start: str | None, stop: str | None, force: bool) -> int:
+    """`synthrank plan` / `run --dry-run`: the checks of a run, then the plan; nothing runs."""
+    from synthrank.preview import print_plan
+
+    try:
+        prepare(config, start=start, stop=stop, force=force, check_llm=False)
+        print_plan(config, start=start, stop=stop, force=force)
+    except SynthrankError as exc:
+        say(f"Error: {exc}", "red")
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def pilot_run(config: PipelineConfig, n: int, *, check_llm: bool, verbose: bool) -> int:
+    """`run --pilot N`: generate → ... → mine on N sampled passages in RUN/pilot, then the yield."""
+    from synthrank.preview import pilot_config, run_pilot
+
+    layout = RunLayout(config.run.dir)
+    setup_logging(layout, config.run.log_level, verbose)
+    try:
+        prepare(config, start=None, stop="sample", force=False, check_llm=False)
+        if check_llm and not config.llm.offline:
+            check_llm_endpoints(config)
+        check_models(config, plan(pilot_config(config, n), stop="mine"))
+        return run_pilot(config, n)
+    except KeyboardInterrupt:
+        say(f"Interrupted. Run the pilot again to resume ({layout.root / 'pilot'}).", "yellow")
+        return EXIT_INTERRUPTED
+    except (BudgetExceededError, LLMError) as exc:
+        say(f"Stopped: {exc}", "yellow")
+        return EXIT_INCOMPLETE
+    except SynthrankError as exc:
+        say(f"Error: {exc}", "red")
+        return EXIT_BAD_INPUT
+
+
 def print_status(run_dir: Path, config_path: Path | None) -> None:
-    config = load_config(config_path) if config_path else None
+    config = None
+    if config_path:  # loading a config imports every stage's options: only when one is given
+        from synthrank.settings import load_config
+
+        config = load_config(config_path)
     rows = stage_table(RunLayout(run_dir), config)
+    spend = read_spend(RunLayout(run_dir).llm_ledger)  # every process's calls, not the last one's only
+    for row in rows:
+        row["cost"] = spend.get(row["stage"], row["cost"])
     table = Table(title=f"synthrank run {run_dir}")
+    if spend:
+        table.caption = f"LLM spend of the run folder, all stages and re-runs: {sum(spend.values()):.4f}"
     for column in ("stage", "state", "time", "LLM cost", "counts"):
         table.add_column(column, justify="right" if column in ("time", "LLM cost") else "left")
-    colours = {"done": "green", "partial": "yellow", "failed": "red", "stale": "magenta", "pending": "dim"}
+    colours = {
+        "done": "green",
+        "running": "cyan",
+        "partial": "yellow",
+        "failed": "red",
+        "stale": "magenta",
+        "pending": "dim",
+    }
     for row in rows:
         counts = ", ".join(
             f"{k}={v}" for k, v in list(row["counts"].items())[:4] if not isinstance(v, (dict, list))
@@ -159,7 +339,7 @@ def print_status(run_dir: Path, config_path: Path | None) -> None:
             row["stage"],
             f"[{colours[row['state']]}]{row['state']}[/]",
             f"{row['seconds']:.1f} s" if row["seconds"] is not None else "",
-            f"{row['cost']:.4f}" if row["cost"] else "",
+            f"{row['cost']:.4f}" if row["cost"] or row["llm"] else "",
             counts,
         )
     Console().print(table)

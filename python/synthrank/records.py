@@ -16,10 +16,15 @@ Run folder layout (every stage reads and writes only these paths, through `RunLa
     train_groups.jsonl        TrainGroup per query (FlagEmbedding format plus ids)
     train_groups_hf/          the same as a Hugging Face `datasets` folder (query, positive, negative_1..n)
     dev/                      synthetic dev set in BEIR layout (corpus.jsonl, queries.jsonl, qrels/dev.tsv)
+    test/                     in-domain test set when the corpus has no real questions: BEIR layout
+                              (corpus.jsonl, queries.jsonl, qrels/test.tsv, candidates.tsv, testset.json)
+    testset/                  its LLM work: a small run folder (queries, filter, judgments), held-out passages
     mining_stats.json         counts of the mining stage
+    warm_start/               the cross-encoder distilled from the teacher (warm_start.json: from what)
     model/                    the fine-tuned cross-encoder (transformers + sentence-transformers layout)
     eval/                     report.json, report.md, chart.png
     llm_cache.sqlite          request cache shared by the LLM stages
+    llm_ledger.sqlite         every paid LLM call's tokens and cost: the run's max_cost budget
     manifests/<stage>.json    what each stage did (config hash, inputs, outputs, counts, timings)
 
 Append-only JSONL files are written one whole line at a time and flushed per batch; a crash can
@@ -36,7 +41,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from synthrank.errors import InputFormatError
+from synthrank.errors import InputFormatError, json_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +141,15 @@ def from_dict(cls: type[R], data: Any, path: Path | str, line: int) -> R:
         raise InputFormatError(path, line, str(exc)) from exc
 
 
+# Fields that identify a record in its file. Two appending writers (or a hand-made file) can repeat
+# an id, which every later stage would count twice, so a repeat is an error naming both lines.
+_ID_FIELDS: dict[type, tuple[str, ...]] = {Query: ("query_id",), Judgment: ("query_id", "passage_id")}
+
+
 def read_jsonl(path: Path | str, cls: type[R]) -> Iterator[R]:
-    """Stream records from a JSONL file; a malformed line raises InputFormatError with its number."""
+    """Stream records from a JSONL file; a malformed line or a repeated id raises InputFormatError."""
+    id_fields = _ID_FIELDS.get(cls, ())
+    first_line: dict[tuple[str, ...], int] = {}
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -145,8 +157,19 @@ def read_jsonl(path: Path | str, cls: type[R]) -> Iterator[R]:
             try:
                 data = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InputFormatError(path, lineno, f"invalid JSON: {exc.msg}") from exc
-            yield from_dict(cls, data, path, lineno)
+                raise InputFormatError(path, lineno, f"invalid JSON: {json_error(exc)}") from exc
+            record = from_dict(cls, data, path, lineno)
+            if id_fields:
+                key = tuple(getattr(record, name) for name in id_fields)
+                first = first_line.setdefault(key, lineno)
+                if first != lineno:
+                    raise InputFormatError(
+                        path,
+                        lineno,
+                        f"duplicate {' + '.join(id_fields)} {' + '.join(map(repr, key))} (first on line "
+                        f"{first}); was the stage run twice at once? Remove the repeated lines or the file",
+                    )
+            yield record
 
 
 def repair_tail(path: Path | str) -> int:
@@ -273,6 +296,10 @@ class RunLayout:
         return self.root / "judgments.jsonl"
 
     @property
+    def warm_start(self) -> Path:
+        return self.root / "warm_start"
+
+    @property
     def train_groups(self) -> Path:
         return self.root / "train_groups.jsonl"
 
@@ -283,6 +310,14 @@ class RunLayout:
     @property
     def dev(self) -> Path:
         return self.root / "dev"
+
+    @property
+    def test(self) -> Path:
+        return self.root / "test"
+
+    @property
+    def test_work(self) -> Path:
+        return self.root / "testset"
 
     @property
     def mining_stats(self) -> Path:
@@ -299,6 +334,10 @@ class RunLayout:
     @property
     def llm_cache(self) -> Path:
         return self.root / "llm_cache.sqlite"
+
+    @property
+    def llm_ledger(self) -> Path:
+        return self.root / "llm_ledger.sqlite"
 
     def manifest(self, stage: str) -> Path:
         return self.root / "manifests" / f"{stage}.json"

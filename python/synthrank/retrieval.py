@@ -45,6 +45,15 @@ class EmbedConfig:
     passage_prompt: str = ""
     chunk_size: int = 16384  # texts per encode call: bounds memory, drives the progress bar
 
+    def validate(self) -> None:
+        for name in ("batch_size", "chunk_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="embed", key=name)
+        if self.max_seq_length is not None and self.max_seq_length < 1:
+            raise ConfigError(
+                f"must be >= 1 when set, got {self.max_seq_length}", section="embed", key="max_seq_length"
+            )
+
 
 @dataclass(frozen=True)
 class IndexConfig:
@@ -198,6 +207,7 @@ def _count_lines(path: Path) -> int:
 
 def run_embed(layout: RunLayout, cfg: EmbedConfig) -> dict[str, object]:
     """Embed passages (and queries, when queries.jsonl exists), reusing cached arrays when valid."""
+    cfg.validate()
     if not layout.passages.is_file():
         raise InputFormatError(layout.passages, None, "missing: run `synthrank ingest` first")
     manifest_path = layout.embeddings / "manifest.json"

@@ -47,6 +47,12 @@ def _train_config() -> Any:
     return TrainConfig
 
 
+def _distill_config() -> Any:
+    from synthrank.training.distill import DistillConfig
+
+    return DistillConfig
+
+
 def _eval_config() -> Any:
     from synthrank.evaluation.evaluator import EvalConfig
 
@@ -66,6 +72,7 @@ SECTIONS: dict[str, Any] = {
     "retrieve": RetrieveConfig,
     "judge": JudgeConfig,
     "mine": MineConfig,
+    "distill": _distill_config,
     "train": _train_config,
     "evaluate": _eval_config,
 }
@@ -89,11 +96,14 @@ class PipelineConfig:
     retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     mine: MineConfig = field(default_factory=MineConfig)
+    distill: Any = None
     train: Any = None
     evaluate: Any = None
     source: Path | None = None  # the TOML file this came from
 
     def __post_init__(self) -> None:
+        if self.distill is None:
+            self.distill = section_class("distill")()
         if self.train is None:
             self.train = section_class("train")()
         if self.evaluate is None:
@@ -139,7 +149,9 @@ def _relative_to(config: PipelineConfig, base: Path) -> PipelineConfig:
     )
     llm = dataclasses.replace(config.llm, cache=fix(config.llm.cache))
     archive = fix(Path(config.evaluate.trec_dl_archive))
-    evaluate = dataclasses.replace(config.evaluate, trec_dl_archive=str(archive))
+    named = ("indomain", "trec-dl-19", "trec-dl-2019")  # data sets by name; anything else is a BEIR folder
+    datasets = [d if d in named else str(fix(Path(d))) for d in config.evaluate.datasets]
+    evaluate = dataclasses.replace(config.evaluate, trec_dl_archive=str(archive), datasets=datasets)
     return config.with_changes(run=run, corpus=corpus, llm=llm, evaluate=evaluate)
 
 

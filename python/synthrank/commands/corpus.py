@@ -230,6 +230,13 @@ def retrieve(
 @click.option("--allow-unjudged", is_flag=True, help="Use unjudged candidates as (flagged) easier negatives.")
 @click.option("--dev-fraction", default=0.05, show_default=True, type=click.FloatRange(0, 1, max_open=True))
 @click.option("--backend", default=None, type=click.Choice(["native", "python"]))
+@click.option(
+    "--adapt",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "off"]),
+    help="auto: the weak-judge recipe when the judge (almost) never grades <= --negative-max-grade.",
+)
 @SEED_OPTION
 @stage_command
 def mine(run_dir: Path, **kw: Any) -> dict[str, Any]:

@@ -9,7 +9,10 @@ import click
 
 from synthrank.errors import ConfigError, SynthrankError
 
-STAGE_HELP = "ingest, sample, generate, filter, embed, index, retrieve, judge, mine, train, evaluate, report"
+STAGE_HELP = (
+    "ingest, sample, generate, filter, embed, index, retrieve, judge, mine, testset, distill, train, "
+    "evaluate, report"
+)
 
 
 def _fail(exc: Exception, code: int) -> None:
@@ -43,25 +46,77 @@ def init_command(path: Path, force: bool) -> None:
 @click.option("--to", "stop", metavar="STAGE", help="Stop after this stage.")
 @click.option("--force", is_flag=True, help="Re-run every stage, even finished ones.")
 @click.option("--skip-llm-check", is_flag=True, help="Do not probe the LLM endpoints before starting.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (as `synthrank plan`) and run nothing.")
+@click.option(
+    "--pilot",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Run generate → judge → mine on N sampled passages in RUN/pilot and print the yield.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logs (also written to RUN/synthrank.log).")
 def run_command(
-    config_path: Path, start: str | None, stop: str | None, force: bool, skip_llm_check: bool, verbose: bool
+    config_path: Path,
+    start: str | None,
+    stop: str | None,
+    force: bool,
+    skip_llm_check: bool,
+    dry_run: bool,
+    pilot: int | None,
+    verbose: bool,
 ) -> None:
     """Run every stage of CONFIG into its run folder; finished stages are skipped.
 
     A second run with the same config does no work; a changed setting re-runs only the stages it
     affects. Ctrl-C stops cleanly (exit 130) and `kill -9` loses nothing finished: run it again.
+    `--pilot N` exits 0 when the pilot made training groups, 1 when it made none.
 
     \b
     Example:
+      synthrank run synthrank.toml --dry-run       # calls, tokens, cost and time; nothing runs
+      synthrank run synthrank.toml --pilot 50      # the yield on 50 passages, and what to change
       synthrank run synthrank.toml
       synthrank run synthrank.toml --from train     # retrain and re-evaluate only
     """
     from synthrank.pipeline_runner import execute
 
+    if dry_run and pilot is not None:
+        _fail(click.UsageError("--dry-run and --pilot exclude each other"), 2)
     sys.exit(
         execute(
-            config_path, start=start, stop=stop, force=force, check_llm=not skip_llm_check, verbose=verbose
+            config_path,
+            start=start,
+            stop=stop,
+            force=force,
+            check_llm=not skip_llm_check,
+            verbose=verbose,
+            dry_run=dry_run,
+            pilot=pilot,
+        )
+    )
+
+
+@click.command("plan")
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--from", "start", metavar="STAGE", help="Plan a re-run from this stage on.")
+@click.option("--to", "stop", metavar="STAGE", help="Stop after this stage.")
+@click.option("--force", is_flag=True, help="Plan a re-run of every stage.")
+def plan_command(config_path: Path, start: str | None, stop: str | None, force: bool) -> None:
+    """What `synthrank run CONFIG` would do: each stage run or skipped, and the LLM calls, prompt
+    and completion tokens, cost (at [llm] price_prompt / price_completion) and time it would take.
+
+    Tokens come from the real prompt templates rendered with the sampled passages (before ingest:
+    passages of the full token budget). Times use the seconds per call measured in this run folder
+    or its pilot, else a default rate, and say which. No LLM call, no training.
+
+    \b
+    Example:
+      synthrank plan synthrank.toml
+    """
+    from synthrank.pipeline_runner import execute
+
+    sys.exit(
+        execute(
+            config_path, start=start, stop=stop, force=force, check_llm=False, verbose=False, dry_run=True
         )
     )
 
@@ -124,4 +179,4 @@ def demo_command(run_dir: Path, live: bool, force: bool, verbose: bool) -> None:
     sys.exit(run_demo(run_dir, live=live, force=force, verbose=verbose))
 
 
-COMMANDS: list[click.Command] = [init_command, run_command, status_command, demo_command]
+COMMANDS: list[click.Command] = [init_command, plan_command, run_command, status_command, demo_command]

@@ -2,8 +2,9 @@
 
 Every system reranks the same `candidates` lists, so differences come from the reranker alone.
 Sources: a BEIR folder (its `candidates.tsv` when present, else BM25 top-k over its corpus), TREC DL
-2019 (the BM25 top-100 shipped in `trec-dl-19.tar.gz`), and the in-domain set built from a run
-folder's held-out MedQuAD documents and their real questions.
+2019 (the BM25 top-100 shipped in `trec-dl-19.tar.gz`), and the in-domain set of a run folder: its
+held-out documents' real questions (e.g. MedQuAD) when the corpus has them, else the synthetic test
+set the testset stage wrote into `test/` (see `synthrank.evaluation.testset`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,20 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from synthrank.errors import InputFormatError, InvalidArgumentError
+from synthrank.errors import ConfigError, EmptyOutputError, InputFormatError, InvalidArgumentError, json_error
 from synthrank.records import Passage, RunLayout, read_jsonl
 
+if TYPE_CHECKING:
+    from synthrank.settings import PipelineConfig
+
 TREC_DL_19_ARCHIVE = Path("..") / "shared" / "data" / "trec-dl-19.tar.gz"
+TREC_DL_19_NAMES = ("trec-dl-19", "trec-dl-2019")
+# what kind of in-domain test set a report shows (EvalDataset.meta["kind"])
+KIND_REAL = "real held-out questions"
+KIND_SYNTHETIC = "synthetic: LLM-written queries, LLM-graded"
+TESTSET_INFO = "testset.json"  # in test/: written last, so its presence means the folder is complete
 
 
 @dataclass
@@ -52,7 +61,7 @@ def _jsonl_lines(fh: IO[str], path: str) -> Iterator[tuple[int, dict]]:
             try:
                 yield lineno, json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InputFormatError(path, lineno, f"invalid JSON: {exc.msg}") from exc
+                raise InputFormatError(path, lineno, f"invalid JSON: {json_error(exc)}") from exc
 
 
 def _read_beir_texts(fh: IO[str], path: str, with_title: bool) -> dict[str, str]:
@@ -208,11 +217,7 @@ def load_indomain(
     """Held-out real questions of a run: BM25 top-k over all of the run's passages."""
     import random
 
-    for path in (layout.passages, layout.split):
-        if not path.is_file():
-            raise InvalidArgumentError(f"{path}: not found; the in-domain set needs an ingested run folder")
-    split = json.loads(layout.split.read_text(encoding="utf-8"))
-    heldout = set(map(str, split.get("heldout_doc_ids", [])))
+    heldout = heldout_doc_ids(layout)
     all_passages = list(read_jsonl(layout.passages, Passage))
     answers = heldout_questions(all_passages, heldout)
     if not answers:
@@ -228,4 +233,134 @@ def load_indomain(
     passages = {p.passage_id: p.reranker_text for p in all_passages}
     candidates = bm25_candidates(queries, passages, top_k)
     needed = {d for c in candidates.values() for d in c}
-    return EvalDataset("indomain", queries, {d: passages[d] for d in needed}, qrels, candidates)
+    return EvalDataset(
+        "indomain", queries, {d: passages[d] for d in needed}, qrels, candidates, meta={"kind": KIND_REAL}
+    )
+
+
+def heldout_doc_ids(layout: RunLayout) -> set[str]:
+    for path in (layout.passages, layout.split):
+        if not path.is_file():
+            raise InvalidArgumentError(f"{path}: not found; the in-domain set needs an ingested run folder")
+    split = json.loads(layout.split.read_text(encoding="utf-8"))
+    return set(map(str, split.get("heldout_doc_ids", [])))
+
+
+def has_real_questions(layout: RunLayout) -> bool:
+    """Whether some held-out passage carries a real question (what `load_indomain` evaluates on)."""
+    heldout = heldout_doc_ids(layout)
+    with open(layout.passages, encoding="utf-8") as fh:
+        for line in fh:
+            if '"question"' not in line:  # cheap: most corpora have no such meta key at all
+                continue
+            row = json.loads(line)
+            question = str((row.get("meta") or {}).get("question", ""))
+            if str(row.get("doc_id")) in heldout and question.strip():
+                return True
+    return False
+
+
+def load_synthetic(
+    layout: RunLayout, top_k: int = 100, max_queries: int | None = None, seed: int = 0
+) -> EvalDataset:
+    """The synthetic in-domain test set the testset stage wrote into `test/`."""
+    import random
+
+    info_path = layout.test / TESTSET_INFO
+    if not info_path.is_file():
+        raise EmptyOutputError(
+            f"{layout.passages}: no held-out passage carries a real question (meta.question) and "
+            f"{layout.test} holds no synthetic test set yet: `synthrank run CONFIG` builds it (stage "
+            "testset, [evaluate] synthetic_queries > 0); or give a BEIR folder in [evaluate] datasets "
+            "(--dataset), or leave indomain out"
+        )
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    ds = load_beir(layout.test, "test", top_k, name="indomain")
+    if max_queries is not None and len(ds.queries) > max_queries:
+        keep = set(random.Random(seed).sample(sorted(ds.queries), max_queries))
+        ds.queries = {q: t for q, t in ds.queries.items() if q in keep}
+        ds.qrels = {q: g for q, g in ds.qrels.items() if q in keep}
+        ds.candidates = {q: c for q, c in ds.candidates.items() if q in keep}
+    ds.first_stage = str(info.get("first_stage", ds.first_stage))
+    ds.relevance_level = int(info.get("relevance_level", 1))
+    ds.meta = {"kind": KIND_SYNTHETIC}
+    return ds
+
+
+def load_indomain_any(
+    layout: RunLayout, top_k: int = 100, max_queries: int | None = None, seed: int = 0
+) -> EvalDataset:
+    """The in-domain set: real held-out questions when the corpus has them, else the synthetic one."""
+    if has_real_questions(layout):
+        return load_indomain(layout, top_k, max_queries, seed)
+    return load_synthetic(layout, top_k, max_queries, seed)
+
+
+def _beir_problem(folder: Path, split: str) -> str | None:
+    """What keeps `folder` from loading as a BEIR folder (None: nothing)."""
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    missing = [name for name in ("corpus.jsonl", "queries.jsonl") if not (folder / name).is_file()]
+    if missing:
+        return f"{folder} lacks {' and '.join(missing)}"
+    if not (folder / "qrels" / f"{split}.tsv").is_file() and len(list((folder / "qrels").glob("*.tsv"))) != 1:
+        return f"{folder} lacks qrels/{split}.tsv ([evaluate] beir_split)"
+    return None
+
+
+def check_datasets(config: PipelineConfig, *, ingested: bool) -> None:
+    """Fail before any stage runs when a data set in `[evaluate] datasets` cannot be obtained.
+
+    `ingested`: the run folder's corpus is current (ingest will not run again), so the in-domain
+    check can look at the held-out passages themselves instead of the corpus settings.
+    """
+    cfg = config.evaluate
+    where = f"{config.source or 'config'}: [evaluate]"
+    for spec in cfg.datasets:
+        if spec in TREC_DL_19_NAMES:
+            if not Path(cfg.trec_dl_archive).is_file():
+                raise ConfigError(
+                    f"{where} trec_dl_archive: {cfg.trec_dl_archive} not found (datasets has {spec!r}); "
+                    "give the path of trec-dl-19.tar.gz or leave trec-dl-19 out of datasets"
+                )
+        elif spec == "indomain":
+            problem = _indomain_problem(config, ingested=ingested)
+            if problem:
+                raise ConfigError(
+                    f"{where} datasets: indomain: {problem}; or give a BEIR folder, or leave indomain out"
+                )
+        else:
+            problem = _beir_problem(Path(spec), cfg.beir_split)
+            if problem:
+                raise ConfigError(
+                    f"{where} datasets: {spec!r} is neither indomain, trec-dl-19 nor a BEIR folder "
+                    f"(corpus.jsonl, queries.jsonl, qrels/{cfg.beir_split}.tsv): {problem}"
+                )
+
+
+def _indomain_problem(config: PipelineConfig, *, ingested: bool) -> str | None:
+    from synthrank.corpus.medquad import is_medquad
+
+    layout = RunLayout(config.run.dir)
+    synthetic = config.evaluate.synthetic_queries > 0
+    if ingested and layout.passages.is_file() and layout.split.is_file():
+        if has_real_questions(layout):
+            return None
+        if not heldout_doc_ids(layout):
+            return f"{layout.split} holds out no document: set [corpus] heldout_fraction > 0"
+        if not synthetic:
+            return (
+                "the corpus has no real held-out questions and [evaluate] synthetic_queries = 0: set it > 0"
+            )
+        return None
+    if config.corpus.heldout_fraction == 0:
+        return "[corpus] heldout_fraction = 0 holds out no document to test on: set it > 0"
+    corpus = config.corpus.path
+    questions = config.corpus.format == "medquad" or "question" in config.corpus.meta_fields
+    questions = questions or (corpus is not None and Path(corpus).exists() and is_medquad(Path(corpus)))
+    if not synthetic and not questions:
+        return (
+            "the corpus carries no real questions (MedQuAD, or a `question` field in [corpus] meta_fields) "
+            "and [evaluate] synthetic_queries = 0: set it > 0"
+        )
+    return None

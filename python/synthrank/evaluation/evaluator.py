@@ -13,17 +13,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from synthrank.devices import PRECISIONS, Precision, autocast_dtype, pick_device
-from synthrank.errors import ConfigError, InvalidArgumentError
+from synthrank.errors import ConfigError, EmptyOutputError, InvalidArgumentError
 from synthrank.evaluation.datasets import (
+    TREC_DL_19_NAMES,
     EvalDataset,
     load_beir,
-    load_indomain,
+    load_indomain_any,
     load_trec_dl19,
 )
 from synthrank.evaluation.metrics import METRICS, evaluate, mean, paired_comparison
@@ -194,8 +195,12 @@ class EvalConfig:
     models: cross-encoders to compare, "label=path" or a path; the last one is the candidate that
     every other system is tested against. Empty = the run's fine-tuned `model/`.
     fuse_weights: also rank by each cross-encoder fused with the bi-encoder (`fuse_runs`), one row
-    "label+bi@w" per weight; the last model at the last weight is then the candidate.
-    datasets: "indomain" (held-out real questions of the run), "trec-dl-19", or a BEIR folder path.
+    "label+bi@w" per weight; the last model at the last weight is then the candidate. "auto": one
+    weight per model, the best of `FUSE_GRID` on the run's synthetic dev set (never a test set).
+    datasets: "indomain" (held-out real questions of the run, else its synthetic test set `test/`),
+    "trec-dl-19", or a BEIR folder path; empty = no evaluation.
+    synthetic_queries, synthetic_judge_top_m: size of the synthetic test set the testset stage
+    builds when the corpus has no real questions, and the depth judged per first stage.
     """
 
     models: list[str] = field(default_factory=list)
@@ -212,14 +217,34 @@ class EvalConfig:
     beir_split: str = "test"
     seed: int = 0
     output: str = ""  # report folder; "" = the run folder's eval/
-    fuse_weights: list[float] = field(default_factory=list)
+    fuse_weights: list[float] | Literal["auto"] = field(default_factory=list)
+    synthetic_queries: int = 100  # 0 = never build a synthetic test set
+    synthetic_judge_top_m: int = 10
 
     def __post_init__(self) -> None:
-        for w in self.fuse_weights:
-            if not 0.0 <= w <= 1.0:
+        if isinstance(self.fuse_weights, str):
+            if self.fuse_weights != "auto":
                 raise ConfigError(
-                    f"each weight must be in [0, 1], got {w}", section="evaluate", key="fuse_weights"
+                    f'a list of weights or "auto", got {self.fuse_weights!r}',
+                    section="evaluate",
+                    key="fuse_weights",
                 )
+        else:
+            for w in self.fuse_weights:
+                if not 0.0 <= w <= 1.0:
+                    raise ConfigError(
+                        f"each weight must be in [0, 1], got {w}", section="evaluate", key="fuse_weights"
+                    )
+        if self.synthetic_queries < 0:
+            raise ConfigError(
+                f"must be >= 0, got {self.synthetic_queries}", section="evaluate", key="synthetic_queries"
+            )
+        if self.synthetic_judge_top_m < 1:
+            raise ConfigError(
+                f"must be >= 1, got {self.synthetic_judge_top_m}",
+                section="evaluate",
+                key="synthetic_judge_top_m",
+            )
         if self.fuse_weights and not self.bi_encoder:
             raise ConfigError(
                 "needs the bi-encoder row (bi_encoder is empty)", section="evaluate", key="fuse_weights"
@@ -230,8 +255,12 @@ class EvalConfig:
             )
 
 
-def fused_label(label: str, weight: float) -> str:
-    return f"{label}+bi@{weight:g}"
+FUSE_GRID = tuple(i / 10 for i in range(11))  # the weights `fuse_weights = "auto"` chooses from
+PICKED_ON_DEV = " (picked on dev)"
+
+
+def fused_label(label: str, weight: float, picked: bool = False) -> str:
+    return f"{label}+bi@{weight:g}" + (PICKED_ON_DEV if picked else "")
 
 
 def parse_model_spec(spec: str) -> tuple[str, str]:
@@ -244,19 +273,74 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
 
 def load_dataset(spec: str, layout: RunLayout, cfg: EvalConfig) -> EvalDataset:
     if spec == "indomain":
-        return load_indomain(layout, cfg.top_k, cfg.indomain_max_queries or None, cfg.seed)
-    if spec in ("trec-dl-19", "trec-dl-2019"):
+        return load_indomain_any(layout, cfg.top_k, cfg.indomain_max_queries or None, cfg.seed)
+    if spec in TREC_DL_19_NAMES:
         return load_trec_dl19(cfg.trec_dl_archive, cfg.top_k)
     if Path(spec).is_dir():
         return load_beir(spec, cfg.beir_split, cfg.top_k)
     raise InvalidArgumentError(f"--dataset {spec!r}: use indomain, trec-dl-19 or a BEIR folder path")
 
 
+def pick_fuse_weights(
+    layout: RunLayout, models: list[tuple[str, str]], bi_encoder: Any, device: torch.device, cfg: EvalConfig
+) -> dict[str, Any]:
+    """Per model, the weight of `FUSE_GRID` with the best mean nDCG@10 on the run's synthetic dev set.
+
+    The dev set (written by mine, held out by document from training) is the only place a weight
+    may be tuned: picking it on a test set would report a number no user could reproduce.
+    """
+    what = '[evaluate] fuse_weights = "auto" picks the fusion weight on the synthetic dev set'
+    if not (layout.dev / "qrels").is_dir():
+        raise EmptyOutputError(
+            f"{layout.dev}: no synthetic dev set; {what}: run mine with [mine] dev_fraction > 0, "
+            "or give explicit weights"
+        )
+    dev = load_beir(layout.dev, split="dev", top_k=cfg.top_k, name="dev")
+    dev_queries = [q for q in dev.candidates if dev.candidates[q] and q in dev.qrels]
+    if not dev_queries:
+        raise EmptyOutputError(
+            f"{layout.dev}: the synthetic dev set has no query with candidates; {what}: raise [mine] "
+            "dev_fraction or the number of queries, or give explicit weights"
+        )
+    bi_run, _ = rerank_with_bi_encoder(bi_encoder, dev)
+    picked: dict[str, float] = {}
+    curves: dict[str, dict[str, float]] = {}
+    for label, path in models:
+        cross = evaluate_cross_encoder(label, path, dev, device, cfg)
+        curve = {
+            w: mean(evaluate(dev.qrels, fuse_runs(cross.run, bi_run, w), ("ndcg@10",))["ndcg@10"])
+            for w in FUSE_GRID
+        }
+        best = max(curve.values())
+        # among equally good weights, the one nearest an even mix: the least tuned choice
+        picked[label] = min(
+            (w for w, v in curve.items() if v >= best - 1e-12), key=lambda w: (abs(w - 0.5), w)
+        )
+        curves[label] = {f"{w:g}": round(v, 4) for w, v in curve.items()}
+        log.info("fusion weight for %s picked on %d dev queries: %g", label, len(dev_queries), picked[label])
+    return {
+        "mode": "auto",
+        "grid": list(FUSE_GRID),
+        "dev_queries": len(dev_queries),
+        "picked": picked,
+        "dev_ndcg@10": curves,
+    }
+
+
 def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
-    """Rerank each data set's first-stage lists with every system; write report.{json,md} and chart.png."""
+    """Rerank each data set's first-stage lists with every system; write report.{json,md} and chart.png.
+
+    No data sets means no evaluation: the report says so and nothing is loaded.
+    """
     from synthrank.evaluation.report import print_table, write_report
     from synthrank.training.model_card import set_card_evaluation
 
+    output = Path(cfg.output) if cfg.output else layout.eval
+    if not cfg.datasets:
+        empty = {"device": None, "torch_threads": None, "candidate": None, "config": dict(cfg.__dict__)}
+        written = write_report(output, {**empty, "datasets": {}})
+        log.info("no evaluation: [evaluate] datasets is empty")
+        return {"datasets": 0, "systems": 0, "pairs": 0, "report": str(written["json"])}
     specs = cfg.models or ([f"ours={layout.model}"] if layout.model.is_dir() else [])
     models = [parse_model_spec(s) for s in specs]
     if not models and not cfg.bi_encoder and not cfg.first_stage_row:
@@ -269,6 +353,12 @@ def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
         from sentence_transformers import SentenceTransformer
 
         bi_encoder = SentenceTransformer(resolve_model(cfg.bi_encoder), device=str(device))
+    auto = cfg.fuse_weights == "auto"
+    fusion = pick_fuse_weights(layout, models, bi_encoder, device, cfg) if auto and models else None
+    weights = {
+        label: [fusion["picked"][label]] if fusion else list(cfg.fuse_weights) if not auto else []
+        for label, _ in models
+    }
     for ds in datasets:
         log.info("%s: %d queries, %d pairs", ds.name, len(ds.candidates), ds.n_pairs)
         if cfg.first_stage_row:
@@ -282,15 +372,16 @@ def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
         for label, path in models:
             cross = evaluate_cross_encoder(label, path, ds, device, cfg)
             results.append(cross)
-            for w in cfg.fuse_weights:
+            for w in weights[label]:
                 fused = fuse_runs(cross.run, bi_run, w)
-                results.append(score_run(fused_label(label, w), "fused", ds, fused, None, cross.seconds))
+                name = fused_label(label, w, picked=auto)
+                results.append(score_run(name, "fused", ds, fused, None, cross.seconds))
     candidate = None
     if models:
         label = models[-1][0]
-        candidate = fused_label(label, cfg.fuse_weights[-1]) if cfg.fuse_weights else label
-    report = build_report(datasets, results, candidate, device, cfg)
-    written = write_report(Path(cfg.output) if cfg.output else layout.eval, report)
+        candidate = fused_label(label, weights[label][-1], picked=auto) if weights[label] else label
+    report = build_report(datasets, results, candidate, device, cfg, fusion)
+    written = write_report(output, report)
     print_table(report)
     for _label, path in models:
         if Path(path).is_dir():
@@ -300,6 +391,24 @@ def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
         "systems": len(results) // max(1, len(datasets)),
         "pairs": sum(ds.n_pairs for ds in datasets),
         "report": str(written["json"]),
+        **({"fuse_weights_picked": fusion["picked"]} if fusion else {}),
+    }
+
+
+SIGNIFICANCE = 0.05  # the verdicts' level for the paired randomisation test
+
+
+def verdict(system: str, baseline: str, comparison: dict[str, float]) -> dict[str, Any]:
+    """better / worse / no significant difference, from a paired comparison on per-query nDCG@10."""
+    p, diff = comparison["p_randomization"], comparison["mean_diff"]
+    outcome = "no significant difference" if p >= SIGNIFICANCE else "better" if diff > 0 else "worse"
+    return {
+        "system": system,
+        "baseline": baseline,
+        "verdict": outcome,
+        "mean_diff": round(diff, 4),
+        "p": p,
+        "queries": int(comparison["n"]),
     }
 
 
@@ -309,13 +418,17 @@ def build_report(
     candidate: str | None,
     device: torch.device,
     cfg: EvalConfig,
+    fusion: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON report: per data set, each system's means and speed, and the candidate's paired tests."""
+    """The JSON report: per data set, each system's means and speed, the candidate's paired tests and
+    verdicts (and, when the candidate is a fused row, the unfused model's verdicts against the
+    first stage and the bi-encoder)."""
     out: dict[str, Any] = {
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
         "candidate": candidate,
         "config": {k: v for k, v in cfg.__dict__.items()},
+        "fusion": fusion,
         "datasets": {},
     }
     for ds in datasets:
@@ -325,6 +438,7 @@ def build_report(
             "pairs": ds.n_pairs,
             "first_stage": ds.first_stage,
             "relevance_level": ds.relevance_level,
+            "kind": ds.meta.get("kind"),
             "systems": {
                 r.system: {
                     "kind": r.kind,
@@ -336,6 +450,7 @@ def build_report(
             },
             "per_query_ndcg@10": {r.system: r.per_query["ndcg@10"] for r in rows},
             "comparisons": {},
+            "verdicts": [],
         }
         cand = next((r for r in rows if r.system == candidate), None)
         if cand is not None:
@@ -345,5 +460,19 @@ def build_report(
                         m: paired_comparison(other.per_query[m], cand.per_query[m], seed=cfg.seed)
                         for m in METRICS
                     }
+                    entry["verdicts"].append(
+                        verdict(cand.system, other.system, entry["comparisons"][other.system]["ndcg@10"])
+                    )
+            unfused = next(
+                (r for r in rows if r.kind == "cross-encoder" and cand.system.startswith(f"{r.system}+bi@")),
+                None,
+            )
+            if cand.kind == "fused" and unfused is not None:
+                for other in rows:
+                    if other.kind in ("first-stage", "bi-encoder"):
+                        comparison = paired_comparison(
+                            other.per_query["ndcg@10"], unfused.per_query["ndcg@10"], seed=cfg.seed
+                        )
+                        entry["verdicts"].append(verdict(unfused.system, other.system, comparison))
         out["datasets"][ds.name] = entry
     return out
