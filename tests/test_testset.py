@@ -169,7 +169,14 @@ def test_fuse_auto_picks_the_weight_on_the_dev_set_and_names_it(tmp_path: Path) 
     layout = tiny_run(tmp_path / "run")
     tiny = tiny_model(tmp_path / "tiny")
     counts = run_evaluate(
-        layout, EvalConfig(models=[f"ours={tiny}"], datasets=["indomain"], fuse_weights="auto", max_length=64)
+        layout,
+        EvalConfig(
+            models=[f"ours={tiny}"],
+            datasets=["indomain"],
+            fuse_weights="auto",
+            max_length=64,
+            fuse_min_dev_queries=10,
+        ),
     )
     report = json.loads((layout.eval / "report.json").read_text())
     weight = report["fusion"]["picked"]["ours"]
@@ -185,6 +192,15 @@ def test_fuse_auto_picks_the_weight_on_the_dev_set_and_names_it(tmp_path: Path) 
     )  # the unfused model too
     markdown = (layout.eval / "report.md").read_text()
     assert "picked on the synthetic dev set (12 queries" in markdown and "never on test questions" in markdown
+
+    # too few dev queries to pick on: the even mix, fixed in advance, and not called "picked"
+    run_evaluate(
+        layout,
+        EvalConfig(models=[f"ours={tiny}"], datasets=["indomain"], fuse_weights="auto", max_length=64),
+    )
+    report = json.loads((layout.eval / "report.json").read_text())
+    assert report["fusion"]["mode"] == "even" and report["fusion"]["picked"] == {"ours": 0.5}
+    assert report["candidate"] == "ours+bi@0.5"
 
     # no dev set: the weight cannot be picked honestly, so the stage stops and says what to change
     import shutil
@@ -297,6 +313,7 @@ def test_run_on_a_corpus_without_questions_ends_with_a_synthetic_verdict(
         bi_encoder: bi_encoder,  # fusion needs the bi-encoder row
         "fuse_weights = []": 'fuse_weights = "auto"',
         "dev_fraction = 0.05": "dev_fraction = 0.3",
+        "fuse_min_dev_queries = 30": "fuse_min_dev_queries = 1",
     }
     config = write_config(tmp_path, fake_server.url, tiny_reranker, **edits)
     first = synthrank("run", str(config), cwd=tmp_path, timeout=1800)

@@ -220,6 +220,7 @@ class EvalConfig:
     fuse_weights: list[float] | Literal["auto"] = field(default_factory=list)
     synthetic_queries: int = 100  # 0 = never build a synthetic test set
     synthetic_judge_top_m: int = 10
+    fuse_min_dev_queries: int = 30  # "auto" with fewer dev queries uses the even mix 0.5 instead
 
     def __post_init__(self) -> None:
         if isinstance(self.fuse_weights, str):
@@ -302,6 +303,16 @@ def pick_fuse_weights(
             f"{layout.dev}: the synthetic dev set has no query with candidates; {what}: raise [mine] "
             "dev_fraction or the number of queries, or give explicit weights"
         )
+    if len(dev_queries) < cfg.fuse_min_dev_queries:
+        log.warning(
+            "%s: %d dev queries, fewer than [evaluate] fuse_min_dev_queries (%d): too few to pick a "
+            "fusion weight on; the even mix 0.5 (fixed in advance) is used",
+            layout.dev,
+            len(dev_queries),
+            cfg.fuse_min_dev_queries,
+        )
+        even = {label: 0.5 for label, _ in models}
+        return {"mode": "even", "dev_queries": len(dev_queries), "picked": even}
     bi_run, _ = rerank_with_bi_encoder(bi_encoder, dev)
     picked: dict[str, float] = {}
     curves: dict[str, dict[str, float]] = {}
@@ -374,7 +385,7 @@ def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
             results.append(cross)
             for w in weights[label]:
                 fused = fuse_runs(cross.run, bi_run, w)
-                name = fused_label(label, w, picked=auto)
+                name = fused_label(label, w, picked=bool(fusion) and fusion["mode"] == "auto")
                 results.append(score_run(name, "fused", ds, fused, None, cross.seconds))
     candidate = None
     if models:

@@ -33,6 +33,12 @@ def fusion_note(report: dict[str, Any]) -> str | None:
     fusion = report.get("fusion")
     if not fusion:
         return None
+    if fusion["mode"] == "even":
+        return (
+            "Fusion weight: the even mix 0.5, fixed in advance: the synthetic dev set has "
+            f"{fusion['dev_queries']} queries, too few to pick a weight on "
+            "([evaluate] fuse_min_dev_queries).\n"
+        )
     picks = ", ".join(
         f"{label} → {w:g} (dev nDCG@10 {fusion['dev_ndcg@10'][label][f'{w:g}']:.4f}, "
         f"cross-encoder alone {fusion['dev_ndcg@10'][label]['1']:.4f})"
