@@ -370,6 +370,7 @@ def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
         label: [fusion["picked"][label]] if fusion else list(cfg.fuse_weights) if not auto else []
         for label, _ in models
     }
+    picked_on_dev = fusion is not None and fusion["mode"] == "auto"
     for ds in datasets:
         log.info("%s: %d queries, %d pairs", ds.name, len(ds.candidates), ds.n_pairs)
         if cfg.first_stage_row:
@@ -385,12 +386,12 @@ def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
             results.append(cross)
             for w in weights[label]:
                 fused = fuse_runs(cross.run, bi_run, w)
-                name = fused_label(label, w, picked=bool(fusion) and fusion["mode"] == "auto")
+                name = fused_label(label, w, picked=picked_on_dev)
                 results.append(score_run(name, "fused", ds, fused, None, cross.seconds))
     candidate = None
     if models:
         label = models[-1][0]
-        candidate = fused_label(label, weights[label][-1], picked=auto) if weights[label] else label
+        candidate = fused_label(label, weights[label][-1], picked=picked_on_dev) if weights[label] else label
     report = build_report(datasets, results, candidate, device, cfg, fusion)
     written = write_report(output, report)
     print_table(report)
