@@ -67,7 +67,13 @@ def check_sdist(path: Path) -> None:
     with tarfile.open(path) as sdist:
         names = sdist.getnames()
     root = names[0].split("/", 1)[0]
-    for required in ("LICENSE", "pyproject.toml", "Cargo.lock", "tests/test_dedup.py"):
+    for required in (
+        "LICENSE",
+        "pyproject.toml",
+        "Cargo.lock",
+        "tests/test_dedup.py",
+        "tests/fixtures/README.md",
+    ):
         if f"{root}/{required}" not in names:
             fail(f"{path.name}: {required} missing")
     size = path.stat().st_size / 1e6

@@ -8,7 +8,7 @@ Like a naive model it obeys "ignore the above" when that text stands outside the
 delimiters.
 
 Control (JSON): POST /_control {"delay": s, "faults": [...], "omit_usage": bool, "usage": {...},
-"expect_key": str, "fail_all": "500", "judge_grades": [1, 3]} - judge_grades makes a degenerate
+"expect_key": str, "fail_all": "500", "judge_grades": [1, 3], "hold": bool} - judge_grades makes a degenerate
 judge that only ever says those grades (the overlap grade moved to the nearest, ties upwards);
 faults are consumed one per arriving LLM request:
 "429:<retry-after s>", "500", "drop" (close without a reply), "malformed" (invalid JSON body),
@@ -17,9 +17,13 @@ faults are consumed one per arriving LLM request:
 `fail_all` applies one of them to every request without a queued fault. A reply to a repair turn
 ("Your previous reply could not be used ...") answers the user turn before it.
 GET /v1/models lists `models` (default ["fake"]), or answers `models_status` (e.g. 401, 404).
-GET /_stats: requests, hits (200 replies sent, bad ones included), max_in_flight, arrivals, bodies
-(body -> count), rate_limited (429s sent). POST /_reset clears counters and settings.
+GET /_stats: requests, hits (200 replies sent, bad ones included), in_flight, max_in_flight,
+arrivals, bodies (body -> count), rate_limited (429s sent). POST /_reset clears counters and settings.
+Control "hold": true keeps every arriving LLM request waiting until "hold": false (or a reset), so a
+test can act while a known number of requests is in flight; a client gone meanwhile gets nothing.
 Control "short_by": n drops the last n lines of every generation reply (writing fewer than asked).
+Control "total_slots": n makes GET /props answer {"total_slots": n}, as llama.cpp's server does
+(else 404); /_stats counts them in props_requests.
 """
 
 from __future__ import annotations
@@ -64,15 +68,20 @@ class FakeLLM:
         self.arrivals: list[float] = []
         self.bodies: dict[str, int] = {}
         self.short_by = 0
+        self.hold = False
+        self.total_slots: int | None = None
+        self.props_requests = 0
 
     def stats(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
             "hits": self.hits,
+            "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "arrivals": self.arrivals,
             "bodies": self.bodies,
             "rate_limited": self.rate_limited,
+            "props_requests": self.props_requests,
         }
 
     @staticmethod
@@ -207,6 +216,8 @@ async def serve_llm(
             fault = None
         if llm.delay:
             await asyncio.sleep(llm.delay)
+        while llm.hold and not reader.at_eof():
+            await asyncio.sleep(0.01)
         if reader.at_eof():  # the client gave up (timeout) or died: nothing is delivered or counted
             return None
         auth = headers.get("authorization", "")
@@ -257,6 +268,10 @@ async def handle(llm: FakeLLM, reader: asyncio.StreamReader, writer: asyncio.Str
                 models = {"object": "list", "data": [{"id": m, "object": "model"} for m in llm.models]}
                 status = llm.models_status
                 out = http_response(status, json.dumps(models if status == 200 else {"error": "no"}).encode())
+            elif path == "/props" and method == "GET":
+                llm.props_requests += 1
+                slots = llm.total_slots
+                out = http_response(200 if slots else 404, json.dumps({"total_slots": slots}).encode())
             elif path.endswith(("/chat/completions", "/completions")) and method == "POST":
                 out = await serve_llm(llm, reader, headers, raw)
             else:

@@ -225,3 +225,9 @@ def test_sentence_transformers_selection_known_answer() -> None:
     )
     assert top.tolist() == [[5, 9]]
     assert peers.row_agreement(chosen, chosen) == 100.0
+
+
+def test_cli_stage_names_match_the_bench_package() -> None:
+    from synthrank.commands.bench import BENCH_STAGES
+
+    assert tuple(bench.STAGES) == BENCH_STAGES

@@ -25,6 +25,7 @@ from synthrank.training.distill import (
 )
 from synthrank.training.losses import listwise_kl
 from synthrank.training.trainer import TrainConfig, run_train
+from test_training import tiny_config
 from test_training_support import tiny_model, tiny_run
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -109,18 +110,7 @@ def test_teacher_lists_hold_the_cut_passage_first_and_leave_out_dev_and_heldout(
 
 
 def test_distill_trains_a_warm_start_that_train_starts_from(run: RunLayout, tiny: Path) -> None:
-    train = TrainConfig(
-        model=str(tiny),
-        batch_size=4,
-        group_size=4,
-        max_length=64,
-        max_query_tokens=16,
-        cpu_threads=1,
-        checkpoint_every=0,
-        early_stopping_patience=0,
-        dev_min_queries=1,
-        learning_rate=1e-3,
-    )
+    train = tiny_config(tiny, epochs=1)
     counts = run_distill(run, SMALL, train, EmbedConfig(), MINE)
     assert counts["warm_start"] == "trained" and counts["steps"] >= 1
     assert (run.warm_start / "config.json").is_file()
@@ -158,16 +148,10 @@ def test_lce_can_keep_the_teacher_in_the_loss(run: RunLayout, tiny: Path) -> Non
         q = q_vecs[query_rows[groups.groups[index].query_id]]
         expected = [float(p_vecs[rows[pid]] @ q) for pid, _ in members]
         assert scored.targets(index, 1) == pytest.approx(expected, abs=1e-5)
-    train = TrainConfig(
-        model=str(tiny),
-        batch_size=4,
-        group_size=4,
-        max_length=64,
-        max_query_tokens=16,
-        cpu_threads=1,
-        checkpoint_every=0,
-        early_stopping_patience=0,
-        dev_min_queries=1,
+    train = tiny_config(
+        tiny,
+        epochs=1,
+        learning_rate=2e-5,
         distill_weight=0.5,
         warm_start=False,
         output=str(run.root / "lce-kl"),

@@ -40,6 +40,33 @@ def test_concurrency_never_exceeds_the_limit(fake_server: FakeServer) -> None:
     assert stats["max_in_flight"] == 3
 
 
+def test_a_server_with_fewer_slots_gets_no_more_requests_than_it_decodes(fake_server: FakeServer) -> None:
+    # llama.cpp's /props says how many requests it decodes at once; more would wait in its queue
+    # while their client timeout runs (0.5 s here: 6 queued 0.2 s replies would time out)
+    fake_server.control(delay=0.2, total_slots=2)
+    replies = asyncio.run(ask_many(config(fake_server, concurrency=6, timeout=0.5), 6))
+    stats = fake_server.stats()
+    assert len(replies) == 6 and stats["requests"] == 6 and stats["max_in_flight"] == 2
+
+
+def test_a_server_that_does_not_report_slots_gets_the_configured_concurrency(fake_server: FakeServer) -> None:
+    fake_server.control(delay=0.2)  # no /props: vLLM, Ollama, hosted APIs
+    asyncio.run(ask_many(config(fake_server, concurrency=6), 6))
+    assert fake_server.stats()["max_in_flight"] == 6
+
+
+def test_a_cached_replay_sends_not_even_the_slot_probe(fake_server: FakeServer, tmp_path: Path) -> None:
+    from synthrank.llm.server_slots import props_url
+
+    assert props_url("http://h:8080/v1/") == props_url("http://h:8080") == "http://h:8080/props"
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        asyncio.run(ask_many(config(fake_server), 2, cache=cache))
+        assert fake_server.stats()["props_requests"] == 1  # one probe per client, before its first call
+        asyncio.run(ask_many(config(fake_server), 2, cache=cache))  # all cached: nothing is sent
+    stats = fake_server.stats()
+    assert stats["requests"] == 2 and stats["props_requests"] == 1
+
+
 def test_retry_after_is_honoured(fake_server: FakeServer) -> None:
     fake_server.control(faults=["429:1"])
     (reply,) = asyncio.run(ask_many(config(fake_server), 1))

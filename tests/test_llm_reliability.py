@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from llm_support import (  # noqa: F401
     read_lines,
 )
 from synthrank.errors import InputFormatError
+from synthrank.llm.cache import ResponseCache
 from synthrank.llm.config import LLMConfig
 from synthrank.llm.generate import GenerateConfig, run_generate
 from synthrank.llm.judge import JudgeConfig, run_judge
@@ -48,7 +51,10 @@ def many_passages(n: int) -> list[Passage]:
     ]
 
 
-def cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def cli(
+    args: list[str], env: dict[str, str] | None = None, stderr: Path | None = None
+) -> subprocess.Popen[str]:
+    """`synthrank ARGS` in a subprocess; `stderr`: a file to write it to, which a test can poll."""
     source = str(Path(synthrank.__file__).parents[1])
     full_env = {
         **os.environ,
@@ -60,7 +66,7 @@ def cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[
         [sys.executable, "-c", code, *args],
         env=full_env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.PIPE if stderr is None else stderr.open("w"),
         text=True,
     )
 
@@ -257,7 +263,80 @@ def test_a_storm_of_100_429s_fails_no_item_and_is_counted(fake_server: FakeServe
     assert counts["http_429"] == 100 and counts["retries"] == 100 and counts["failures"] == 0
 
 
-# 6. smaller checks: the pre-flight probe, config and JSON messages
+# 6. Ctrl-C keeps the replies in flight
+
+
+GRACE_NOTICE = "stopping: waiting up to"
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} after {timeout:g}s")
+        time.sleep(0.05)
+
+
+def interrupt_with_calls_held(
+    server: FakeServer, layout: RunLayout, err: Path, *extra: str
+) -> subprocess.Popen[str]:
+    """`synthrank generate` with 3 requests held by the server, sent SIGINT; returns once it said it waits."""
+    server.control(hold=True)
+    proc = cli(generate_args(layout, server, "--concurrency", "3", *extra), stderr=err)
+    wait_for(lambda: server.stats()["in_flight"] == 3, "3 requests in flight")
+    proc.send_signal(signal.SIGINT)
+    wait_for(lambda: GRACE_NOTICE in err.read_text(), "notice of the grace period")
+    return proc
+
+
+def cached_replies(layout: RunLayout) -> int:
+    with ResponseCache(layout.llm_cache) as cache:
+        return len(cache)
+
+
+def test_ctrl_c_keeps_the_replies_in_flight_and_a_re_run_does_not_pay_for_them(
+    fake_server: FakeServer, tmp_path: Path
+) -> None:
+    layout = make_run(tmp_path / "run", many_passages(12))
+    err = tmp_path / "stderr.txt"
+    # a long grace, so that replies released after the notice arrive within it however slow the host
+    proc = interrupt_with_calls_held(fake_server, layout, err, "--interrupt-grace", "60")
+    fake_server.control(hold=False)
+    assert proc.wait(timeout=60) == 130, err.read_text()
+    assert "waiting up to 60s for 3 LLM call(s) in flight" in err.read_text()
+    assert "interrupted; finished work is kept" in err.read_text() and "Traceback" not in err.read_text()
+    # the 3 replies that arrived after Ctrl-C are cached, and no further call was sent meanwhile
+    assert fake_server.stats()["hits"] == 3 and fake_server.stats()["requests"] == 3
+    assert cached_replies(layout) == 3
+
+    rerun = cli(generate_args(layout, fake_server, "--concurrency", "3"))
+    _, rerun_err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, rerun_err
+    assert all(n == 1 for n in fake_server.stats()["bodies"].values())  # none of the 3 was paid twice
+    assert fake_server.stats()["hits"] == 12 and len(read_lines(layout.raw_queries)) == 12
+
+
+def test_ctrl_c_gives_up_replies_slower_than_the_grace(fake_server: FakeServer, tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run", many_passages(6))
+    err = tmp_path / "stderr.txt"
+    proc = interrupt_with_calls_held(fake_server, layout, err)  # the default grace: 2 s
+    # the server never answers: the process ends on its own once the grace period is over
+    assert proc.wait(timeout=60) == 130, err.read_text()
+    assert "waiting up to 2s for 3 LLM call(s)" in err.read_text() and "Traceback" not in err.read_text()
+    assert fake_server.stats()["hits"] == 0 and cached_replies(layout) == 0
+
+
+def test_a_second_ctrl_c_stops_at_once(fake_server: FakeServer, tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run", many_passages(6))
+    err = tmp_path / "stderr.txt"
+    proc = interrupt_with_calls_held(fake_server, layout, err, "--interrupt-grace", "600")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130, err.read_text()  # long before the 600 s grace ends
+    assert "interrupted; finished work is kept" in err.read_text() and "Traceback" not in err.read_text()
+    assert fake_server.stats()["hits"] == 0
+
+
+# 7. smaller checks: the pre-flight probe, config and JSON messages
 
 
 def write_config(tmp_path: Path, base_url: str, model: str = "fake") -> Path:

@@ -288,3 +288,26 @@ def test_init_writes_template_and_refuses_to_overwrite(tmp_path: Path) -> None:
     assert (tmp_path / "my.toml").read_text() == template_text()
     again = synthrank("init", "my.toml", cwd=tmp_path)
     assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_init_fills_in_the_corpus_the_server_and_the_model(tmp_path: Path) -> None:
+    from synthrank.init_config import filled_template
+
+    (tmp_path / "project" / "docs").mkdir(parents=True)
+    outside = tmp_path / "elsewhere.jsonl"
+    outside.write_text("")
+    inside = tmp_path / "project" / "docs.toml"
+    urls = ("http://gpu1:8000/v1", "http://gpu2:8000/v1")
+    text = filled_template(inside, tmp_path / "project" / "docs", urls, "my-llm")
+    inside.write_text(text)
+    config = load_config(inside)
+    assert config.corpus.path == (tmp_path / "project" / "docs").resolve()
+    assert 'path = "docs"' in text  # beside the config: relative, so the pair can move together
+    assert config.llm.base_urls == list(urls) and config.llm.model == "my-llm"
+    assert text.count("\n") == template_text().count("\n")  # every comment kept
+    far = filled_template(inside, outside)
+    assert f'path = "{outside.resolve().as_posix()}"' in far and 'model = ""' in far
+
+    missing = synthrank("init", "x.toml", "--corpus", "no-such-folder", cwd=tmp_path)
+    assert missing.returncode == 2 and "no-such-folder" in missing.stderr
+    assert not (tmp_path / "x.toml").exists()

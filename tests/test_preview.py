@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -86,7 +88,13 @@ def test_plan_and_dry_run_print_calls_tokens_cost_and_call_nothing(
         assert e.prompt_tokens > 100 * e.calls  # system prompt, few-shot turns and a passage
         expected = (e.prompt_tokens * 1.0 + e.completion_tokens * 2.0) / 1e6
         assert e.cost == pytest.approx(expected)
-        assert e.seconds is not None and "default" in e.rate
+        assert e.seconds is not None and "default" in e.rate and "8 at a time" in e.rate
+
+    # a llama.cpp server says it decodes 2 requests at once (/props): the plan times 2 in flight
+    fake_server.control(total_slots=2)
+    slow = {e.stage: e for e in estimate(config)[0]}
+    assert "2 at a time" in slow["judge"].rate and "/props" in slow["judge"].rate
+    assert slow["judge"].seconds == pytest.approx(by["judge"].seconds * 4)  # concurrency 8 -> 2
     assert not by["train"].calls and by["train"].runs
 
 
@@ -255,6 +263,20 @@ def _cli() -> Any:
     return main
 
 
+def test_status_loads_no_heavy_module(tmp_path: Path) -> None:
+    """`status` answers in well under a second: the CLI and the status path import no numpy or torch."""
+    layout = RunLayout(tmp_path / "run")
+    write_manifest(layout, Manifest("ingest", "done", "x", 1.0, 2.0, 1.0, {"passages": 3}))
+    code = (
+        "import sys; from click.testing import CliRunner; from synthrank.cli import main; "
+        f"r = CliRunner().invoke(main, ['status', {str(layout.root)!r}]); assert r.exit_code == 0, r.output; "
+        "print(sorted(m for m in ('numpy', 'torch', 'transformers', 'httpx', 'synthrank._native') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_train_reads_the_run_config_in_both_forms_and_records_the_stage(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -279,3 +301,22 @@ def test_train_reads_the_run_config_in_both_forms_and_records_the_stage(
     loaded = load_run_config(run_dir)
     assert loaded is not None and loaded.train.learning_rate == 3e-5
     assert stage_fingerprints(loaded) == stage_fingerprints(config)
+
+
+def test_plan_bounds_the_passages_of_a_small_corpus_by_its_size_on_disk(tmp_path: Path) -> None:
+    from synthrank.corpus.ingest import run_ingest
+
+    fixture = Path(__file__).parent / "fixtures" / "python-docs"
+    config_path = tmp_path / "docs.toml"
+    synthrank("init", str(config_path), "--corpus", str(fixture), cwd=tmp_path)
+    config = load_config(config_path)
+    rows, notes = estimate(config)
+    generate = next(e for e in rows if e.stage == "generate")
+    (note,) = [n for n in notes if n.startswith("passages:")]
+    assert "estimated from the corpus's 68 KB on disk" in note
+    bound = int(note.split("about ")[1].split()[0])
+    assert bound < config.sample.num_passages  # 1000: the bound, not the setting, is planned
+    assert bound <= generate.calls <= bound * config.generate.n_queries  # 1 or 2 requests a passage
+    counts = run_ingest(RunLayout(tmp_path / "run"), config.corpus, fixture)
+    trainable = counts["passages"] - counts["withheld_passages"]
+    assert trainable <= bound <= 2 * trainable  # an upper bound, and a useful one

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,23 @@ def test_usearch_recall_against_exact_search() -> None:
     exact_ids, exact_scores = exact_search(queries, passages, 10)
     assert recall_at_k(ann_ids, exact_ids) >= 0.95
     np.testing.assert_allclose(ann_scores[:, 0], exact_scores[:, 0], atol=1e-4)
+
+
+def test_ann_search_on_fewer_vectors_than_k_pads_without_warnings() -> None:
+    from usearch.index import Index
+
+    rng = np.random.default_rng(2)
+    passages = rng.normal(size=(7, 16)).astype(np.float32)
+    passages /= np.linalg.norm(passages, axis=1, keepdims=True)
+    index = Index(ndim=16, metric="cos", dtype="f32")
+    index.add(np.arange(7), passages, threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the undefined distances of missing hits are never computed on
+        ids, scores = ann_search(index, passages[:3], 20, threads=1)
+    assert ids.shape == scores.shape == (3, 20)
+    assert (ids[:, 7:] == -1).all() and (scores[:, 7:] == 0.0).all() and np.isfinite(scores).all()
+    assert sorted(ids[0, :7].tolist()) == list(range(7)) and ids[0, 0] == 0
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)
 
 
 def test_missing_inputs_are_reported(tmp_path: Path) -> None:

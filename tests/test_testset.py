@@ -91,9 +91,12 @@ def test_corpus_without_questions_gets_a_synthetic_graded_test_set(
         pool = [d for q, d in candidates if q == qid]
         assert 2 <= len(pool) <= 1 + 2 * 3
     assert any(g < 2 for g in qrels.values())  # graded by the judge, not only "the source passage"
+    # relevant for the binary metrics: grade >= 2; grade 1 is "on topic, does not answer"
+    relevant = [sum(g >= 2 for (q, _), g in qrels.items() if q == qid) for qid in queries]
+    assert info["relevant_per_query"] == round(sum(relevant) / len(relevant), 2)
 
     ds = load_indomain_any(layout)
-    assert ds.meta["kind"] == KIND_SYNTHETIC and ds.name == "indomain" and ds.relevance_level == 1
+    assert ds.meta["kind"] == KIND_SYNTHETIC and ds.name == "indomain" and ds.relevance_level == 2
     assert set(ds.candidates) == set(queries)
 
     hits = fake_server.stats()["hits"]

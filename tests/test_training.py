@@ -170,17 +170,21 @@ def test_train_saves_a_model_that_loads_everywhere_with_a_card(tmp_path: Path, t
 
 def test_best_dev_checkpoint_is_the_output_and_early_stopping_stops(tmp_path: Path, tiny: Path) -> None:
     layout = tiny_run(tmp_path / "run")
-    result = run_train(
-        layout, tiny_config(tiny, epochs=6, eval_every=3, early_stopping_patience=1, learning_rate=5e-3)
+    # One dev candidate per query: every model ranks it the same, so dev nDCG@10 cannot improve after
+    # the first evaluation whatever the weights learn, and patience 1 stops at the second, always.
+    config = tiny_config(
+        tiny, epochs=6, eval_every=3, early_stopping_patience=1, learning_rate=5e-3, dev_top_k=1
     )
+    result = run_train(layout, config)
     history = result["dev_history"]
     best = max(history, key=lambda h: h["dev_ndcg@10"])
     assert result["best_step"] == best["step"] and result["best_dev_ndcg@10"] == best["dev_ndcg@10"]
     assert [h["step"] for h in history] == list(range(3, result["steps"] + 1, 3))
     best_folder = layout.root / "checkpoints" / "model" / "best"
     assert torch.equal(weights(best_folder)["classifier.weight"], weights(layout.model)["classifier.weight"])
-    if result["stopped_early"]:
-        assert result["steps"] < result["total_steps"] and history[-1]["dev_ndcg@10"] <= best["dev_ndcg@10"]
+    assert result["stopped_early"]
+    assert result["steps"] < result["total_steps"] and history[-1]["dev_ndcg@10"] <= best["dev_ndcg@10"]
+    assert result["best_step"] == 3 and result["steps"] == 6  # the first evaluation's model is the output
 
 
 def test_a_dev_set_too_small_to_trust_keeps_the_last_model(tmp_path: Path, tiny: Path) -> None:

@@ -10,7 +10,8 @@ word longer than a window is cut inside. Offsets are character offsets into the 
 passage = text[start:end].
 
 A document longer than `window_chars` characters is chunked a slice at a time, so memory stays
-bounded (a tokenizer holds ~150 bytes per character of what it encodes at once). Slices are cut at
+bounded (a tokenizer holds ~150 bytes per character of what it encodes at once), on one thread (a
+slice is one text, so more threads would add only their allocators' memory). Slices are cut at
 white space; each slice's passages are kept except its last, which the cut may have shortened, and
 the next slice starts where that last passage starts. Since a passage depends only on the text from
 its start to one token past its end, the passages are the same as from the whole document at once.
@@ -48,12 +49,14 @@ class Chunks:
         ]
 
 
-# characters of one document chunked at once: ~85 MB of tokenizer memory (measured), and few
-# enough native calls that loading the tokenizer once per call stays small next to tokenizing
-WINDOW_CHARS = 1 << 18
+# characters of one document chunked at once: ~55 MB of tokenizer memory over a 10 MB document on
+# one thread (measured; 1 << 18 took ~95 MB), and few enough native calls that loading the
+# tokenizer once per call stays small next to tokenizing
+WINDOW_CHARS = 1 << 17
 _WHITE_SPACE = (" ", "\n", "\t", "\r", "\u3000", "\u00a0")
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Chunker = Callable[[list[str], int | None], Arrays]  # (texts, threads) -> arrays
 
 
 def _cut(text: str, start: int, limit: int) -> int:
@@ -63,13 +66,13 @@ def _cut(text: str, start: int, limit: int) -> int:
     return cut if cut > low else limit
 
 
-def _chunk_long(text: str, chunk: Callable[[list[str]], Arrays], window_chars: int) -> Arrays:
+def _chunk_long(text: str, chunk: Chunker, window_chars: int) -> Arrays:
     """Passages of one long document, chunked a slice of about `window_chars` characters at a time."""
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     start, size = 0, window_chars
     while start < len(text):
         end = len(text) if start + size >= len(text) else _cut(text, start, start + size)
-        _, starts, ends, n_tokens = chunk([text[start:end]])
+        _, starts, ends, n_tokens = chunk([text[start:end]], 1)
         if end == len(text):
             parts.append((starts + start, ends + start, n_tokens))
             break
@@ -85,17 +88,17 @@ def _chunk_long(text: str, chunk: Callable[[list[str]], Arrays], window_chars: i
 
 
 def _chunk_windowed(
-    items: list[str], chunk: Callable[[list[str]], Arrays], window_chars: int | None
+    items: list[str], chunk: Chunker, threads: int | None, window_chars: int | None
 ) -> Chunks:
     """`chunk` over all items at once, except documents over `window_chars`, which go slice by slice."""
     long = [i for i, text in enumerate(items) if window_chars is not None and len(text) > window_chars]
     if not long:
-        return Chunks(*chunk(items))
+        return Chunks(*chunk(items, threads))
     assert window_chars is not None
     short = [i for i, text in enumerate(items) if len(text) <= window_chars]
     parts: list[Arrays] = []
     if short:
-        doc_index, starts, ends, n_tokens = chunk([items[i] for i in short])
+        doc_index, starts, ends, n_tokens = chunk([items[i] for i in short], threads)
         parts.append((np.asarray(short, dtype=np.int64)[doc_index], starts, ends, n_tokens))
     for i in long:
         doc_index, starts, ends, n_tokens = _chunk_long(items[i], chunk, window_chars)
@@ -137,10 +140,10 @@ def chunk_words(
     max_tokens, overlap = _window(max_tokens, overlap)
     n_threads = _checks.threads(threads)
 
-    def chunk(batch: list[str]) -> Arrays:
-        return _backend.call(backend, "chunk_words", batch, max_tokens, overlap, threads=n_threads)  # type: ignore[no-any-return]
+    def chunk(batch: list[str], threads: int | None) -> Arrays:
+        return _backend.call(backend, "chunk_words", batch, max_tokens, overlap, threads=threads)  # type: ignore[no-any-return]
 
-    return _chunk_windowed(items, chunk, _window_chars(window_chars))
+    return _chunk_windowed(items, chunk, n_threads, _window_chars(window_chars))
 
 
 def chunk_tokens(
@@ -162,10 +165,10 @@ def chunk_tokens(
     path = str(tokenizer_file(tokenizer))
     n_threads = _checks.threads(threads)
 
-    def chunk(batch: list[str]) -> Arrays:
-        return _backend.call(backend, "chunk_tokens", batch, path, max_tokens, overlap, threads=n_threads)  # type: ignore[no-any-return]
+    def chunk(batch: list[str], threads: int | None) -> Arrays:
+        return _backend.call(backend, "chunk_tokens", batch, path, max_tokens, overlap, threads=threads)  # type: ignore[no-any-return]
 
-    return _chunk_windowed(items, chunk, _window_chars(window_chars))
+    return _chunk_windowed(items, chunk, n_threads, _window_chars(window_chars))
 
 
 def _window_chars(window_chars: int | None) -> int | None:

@@ -61,6 +61,26 @@ class NativePanicError(SynthrankError):
     """The native core panicked; the input that caused it should be reported as a bug."""
 
 
+# The CLI's exit codes, the same for `synthrank run` and every stage command (cli.py lists them).
+EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code for an error that ends a command: the one mapping every command uses.
+
+    1 when the input was valid but the work could not finish (an LLM failure, max_cost reached, a
+    stage with nothing usable to pass on, or a bug); 2 for bad usage, configuration or input; 130
+    for Ctrl-C.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, (LLMError, EmptyOutputError)):
+        return EXIT_INCOMPLETE
+    if isinstance(exc, SynthrankError):
+        return EXIT_BAD_INPUT
+    return EXIT_INCOMPLETE
+
+
 def json_error(exc: json.JSONDecodeError) -> str:
     """A JSON error as a phrase: json's "Invalid control character at" alone leaves the reader hanging."""
     return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"

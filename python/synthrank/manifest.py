@@ -9,13 +9,12 @@ re-runs it (stages resume their own partial work from what is on disk).
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from synthrank.records import RunLayout
+from synthrank.records import RunLayout, write_text_atomic
 
 Status = Literal["done", "partial", "failed", "running"]  # running: counts hold the stage's pid
 
@@ -49,9 +48,7 @@ def read_manifest(layout: RunLayout, stage: str) -> Manifest | None:
 def write_manifest(layout: RunLayout, manifest: Manifest) -> None:
     path = layout.manifest(manifest.stage)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(asdict(manifest), indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(asdict(manifest), indent=2, default=str) + "\n")
 
 
 def output_sizes(layout: RunLayout, paths: list[Path]) -> dict[str, int]:

@@ -16,8 +16,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import shutil
 import sys
 from collections import Counter
 from collections.abc import Iterable
@@ -35,9 +33,11 @@ from synthrank.records import (
     Query,
     RunLayout,
     TrainGroup,
+    atomic_path,
     from_dict,
     read_jsonl,
     write_jsonl_atomic,
+    write_text_atomic,
 )
 from synthrank.retrieval import load_candidates
 
@@ -321,23 +321,21 @@ def _write_dev(
     qrels: list[tuple[str, str, int]],
 ) -> None:
     """A BEIR folder (corpus.jsonl, queries.jsonl, qrels/dev.tsv), written aside and swapped in."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "qrels").mkdir(parents=True)
-    with open(tmp / "corpus.jsonl", "w", encoding="utf-8") as fh:
-        for row in sorted(corpus):
-            p = corpus[row]
-            fh.write(
-                json.dumps({"_id": p.passage_id, "title": p.title, "text": p.text}, ensure_ascii=False) + "\n"
-            )
-    with open(tmp / "queries.jsonl", "w", encoding="utf-8") as fh:
-        for q in queries:
-            fh.write(json.dumps({"_id": q.query_id, "text": q.text}, ensure_ascii=False) + "\n")
-    with open(tmp / "qrels" / "dev.tsv", "w", encoding="utf-8") as fh:
-        fh.write("query-id\tcorpus-id\tscore\n")
-        fh.writelines(f"{q}\t{p}\t{s}\n" for q, p, s in qrels)
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+    with atomic_path(folder) as tmp:
+        (tmp / "qrels").mkdir(parents=True)
+        with open(tmp / "corpus.jsonl", "w", encoding="utf-8") as fh:
+            for row in sorted(corpus):
+                p = corpus[row]
+                fh.write(
+                    json.dumps({"_id": p.passage_id, "title": p.title, "text": p.text}, ensure_ascii=False)
+                    + "\n"
+                )
+        with open(tmp / "queries.jsonl", "w", encoding="utf-8") as fh:
+            for q in queries:
+                fh.write(json.dumps({"_id": q.query_id, "text": q.text}, ensure_ascii=False) + "\n")
+        with open(tmp / "qrels" / "dev.tsv", "w", encoding="utf-8") as fh:
+            fh.write("query-id\tcorpus-id\tscore\n")
+            fh.writelines(f"{q}\t{p}\t{s}\n" for q, p, s in qrels)
 
 
 def _write_hf(folder: Path, groups: list[TrainGroup], num_negatives: int) -> None:
@@ -353,11 +351,8 @@ def _write_hf(folder: Path, groups: list[TrainGroup], num_negatives: int) -> Non
     }
     for i in range(num_negatives):
         columns[f"negative_{i + 1}"] = [g.neg[i] for g in groups]
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    Dataset.from_dict(columns).save_to_disk(str(tmp))
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+    with atomic_path(folder) as tmp:
+        Dataset.from_dict(columns).save_to_disk(str(tmp))
 
 
 def run_mine(layout: RunLayout, cfg: MineConfig) -> dict[str, Any]:
@@ -513,9 +508,7 @@ def run_mine(layout: RunLayout, cfg: MineConfig) -> dict[str, Any]:
         "adapted": adapted,
         "warnings": [f"weak judge: {adapted['reason']}; mined with the weak-judge recipe"] if adapted else [],
     }
-    tmp = layout.mining_stats.with_name(layout.mining_stats.name + ".tmp")
-    tmp.write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, layout.mining_stats)
+    write_text_atomic(layout.mining_stats, json.dumps(stats, indent=1) + "\n")
     if not groups:
         reasons = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in stats["dropped"].items() if v)
         raise EmptyOutputError(

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from synthrank.config import fingerprint
 from synthrank.errors import BudgetExceededError, SynthrankError
 from synthrank.manifest import Manifest, output_sizes, outputs_intact, read_manifest, write_manifest
-from synthrank.records import RunLayout
+from synthrank.records import RunLayout, write_text_atomic
 
 if TYPE_CHECKING:  # settings imports every stage's options: kept out of `synthrank status`
     from synthrank.settings import PipelineConfig
@@ -387,9 +387,7 @@ def save_run_config(config: PipelineConfig) -> Path:
     }
     data = {"source": str(config.source) if config.source else None, "sections": sections}
     path = layout.root / RUN_CONFIG
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1, default=str) + "\n")
     return path
 
 

@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from synthrank.errors import BudgetExceededError, ConfigError, EmptyOutputError, LLMError, SynthrankError
+from synthrank.errors import (
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    BudgetExceededError,
+    ConfigError,
+    EmptyOutputError,
+    LLMError,
+    SynthrankError,
+    exit_code,
+)
 from synthrank.llm.ledger import read_spend
 from synthrank.pipeline import Stage, check_stage_names, plan, run_pipeline, save_run_config, stage_table
 from synthrank.records import RunLayout
@@ -24,7 +34,6 @@ if TYPE_CHECKING:  # httpx and every stage's options stay out of `synthrank stat
 
     from synthrank.settings import PipelineConfig
 
-EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 LLM_STAGES = ("generate", "judge")
 
 console = Console(stderr=True)
@@ -177,7 +186,7 @@ def run_config(config: PipelineConfig, **options: Any) -> int:
             return _run_locked(config, **options)
     except RunLockedError as exc:
         say(f"Error: {exc}", "red")
-        return EXIT_BAD_INPUT
+        return exit_code(exc)
 
 
 def _run_locked(
@@ -198,7 +207,7 @@ def _run_locked(
         steps = prepare(config, start=start, stop=stop, force=force, check_llm=check_llm)
     except SynthrankError as exc:
         say(f"Error: {exc}", "red")
-        return EXIT_BAD_INPUT
+        return exit_code(exc)
     if not any(run for _, run in steps):
         say(f"Nothing to do: every stage of {layout.root} is finished under this config.")
         print_status(layout.root, None)
@@ -219,22 +228,22 @@ def _run_locked(
         return EXIT_INTERRUPTED
     except BudgetExceededError as exc:
         say(f"Stopped: {exc}. Raise [llm] max_cost and run again to continue.", "yellow")
-        return EXIT_INCOMPLETE
+        return exit_code(exc)
     except EmptyOutputError as exc:
         say(f"Error: {exc}", "red")
         say(f"Finished stages are kept in {layout.root}; change the setting and run again.")
-        return EXIT_INCOMPLETE
+        return exit_code(exc)
     except SynthrankError as exc:
         say(f"Error: {exc}", "red")
         say(f"Finished stages are kept in {layout.root}; fix the cause and run again.")
-        return EXIT_BAD_INPUT
+        return exit_code(exc)
     except Exception as exc:  # a bug, not bad input: keep the traceback on disk, not on the screen
         log_path = layout.root / "synthrank.log"
         with open(log_path, "a", encoding="utf-8") as fh:
             fh.write(traceback.format_exc())
         say(f"Error: {type(exc).__name__}: {exc}", "red")
         say(f"The traceback is in {log_path}; finished stages are kept in {layout.root}.")
-        return EXIT_INCOMPLETE
+        return exit_code(exc)
     print_status(layout.root, None)
     if results and results[-1].action == "partial":
         reason = results[-1].counts.get("stop_reason")
@@ -262,7 +271,7 @@ def execute(
         config = load_config(config_path)
     except SynthrankError as exc:
         say(f"Error: {exc}", "red")
-        return EXIT_BAD_INPUT
+        return exit_code(exc)
     if dry_run:
         return plan_config(config, start=start, stop=stop, force=force)
     if pilot is not None:
@@ -279,7 +288,7 @@ def plan_config(config: PipelineConfig, *, start: str | None, stop: str | None, 
         print_plan(config, start=start, stop=stop, force=force)
     except SynthrankError as exc:
         say(f"Error: {exc}", "red")
-        return EXIT_BAD_INPUT
+        return exit_code(exc)
     return EXIT_OK
 
 
@@ -300,10 +309,10 @@ def pilot_run(config: PipelineConfig, n: int, *, check_llm: bool, verbose: bool)
         return EXIT_INTERRUPTED
     except (BudgetExceededError, LLMError) as exc:
         say(f"Stopped: {exc}", "yellow")
-        return EXIT_INCOMPLETE
+        return exit_code(exc)
     except SynthrankError as exc:
         say(f"Error: {exc}", "red")
-        return EXIT_BAD_INPUT
+        return exit_code(exc)
 
 
 def print_status(run_dir: Path, config_path: Path | None) -> None:

@@ -36,6 +36,7 @@ DEFAULT_SECONDS_PER_CALL = {"generate": 4.0, "judge": 1.0}
 DEFAULT_QUERY_TOKENS = 16  # completion tokens per generated query (measured replies replace it)
 DEFAULT_JUDGE_COMPLETION = 2  # a grade and an end token
 DEFAULT_FILTER_KEEP = 0.9  # share of generated queries the filter keeps (measured replaces it)
+SMALL_CORPUS_BYTES = 64 << 20  # below this, plan bounds the passage count by the corpus's size on disk
 CHAT_OVERHEAD_TOKENS = 4  # role markers per chat message that the rendered text does not show
 MAX_RENDERED = 300  # passages rendered for the token count; more are extrapolated from them
 LLM_STAGES = ("generate", "judge")
@@ -83,8 +84,52 @@ def _sample_passages(config: PipelineConfig, steps: dict[str, bool]) -> tuple[in
     # before ingest: passages of the full token budget, an upper bound on their length
     budget = config.corpus.passage_tokens
     text = " ".join(["passage"] * budget)
+    how = f"before ingest: {wanted} passages of at most {budget} tokens each (an upper bound)"
+    bound = _passages_on_disk(config)
+    if bound is not None and bound[0] < wanted:
+        wanted = bound[0]
+        how = (
+            f"before ingest: about {wanted} training passages, estimated from the corpus's {bound[1]} "
+            f"on disk, of at most {budget} tokens each (an upper bound)"
+        )
     shown = [Passage(f"estimate-{i}", "doc", text) for i in range(min(wanted, 50))]
-    return wanted, shown, f"before ingest: {wanted} passages of at most {budget} tokens each (an upper bound)"
+    return wanted, shown, how
+
+
+def _passages_on_disk(config: PipelineConfig) -> tuple[int, str] | None:
+    """(training passages a small plain-text corpus can give at most, its size), or None when its
+    size on disk says nothing (compressed or binary formats), it is large, or it cannot be read."""
+    from synthrank.corpus.ingest import resolve_format
+    from synthrank.errors import SynthrankError
+
+    path, corpus = config.corpus.path, config.corpus
+    try:
+        fmt = resolve_format(path, corpus) if path is not None else None
+        if fmt in ("jsonl", "csv", "tsv"):
+            files = [path]
+        elif fmt == "text":
+            files = [f for f in path.rglob("*") if f.suffix.lower() in (".txt", ".md") and f.is_file()]
+        elif fmt == "beir":
+            files = [path / "corpus.jsonl"]
+        else:
+            return None
+        size = sum(f.stat().st_size for f in files)
+        if size > SMALL_CORPUS_BYTES:  # one read pass to count documents is not worth it: no bound
+            return None
+        documents = len(files) if fmt == "text" else sum(_lines(f) for f in files)
+    except (OSError, SynthrankError):
+        return None
+    # a WordPiece token takes >= ~3 bytes of text; a document of t tokens gives at most
+    # t / stride + 1 passages (consecutive ones share `overlap` tokens)
+    stride = max(1, corpus.passage_tokens - corpus.overlap)
+    passages = size // (3 * stride) + documents
+    train = max(1, round(passages * (1 - corpus.heldout_fraction)))
+    return train, f"{size / 1e6:.2f} MB" if size >= 1e5 else f"{size / 1e3:.0f} KB"
+
+
+def _lines(path: Path) -> int:
+    with open(path, "rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
 
 
 def _generate_estimate(
@@ -203,6 +248,7 @@ def estimate(
             else f"judge pairs: at most {config.judge.top_m} candidates + the source per query "
             "(fewer when the source is among them)"
         )
+    parallel, why = _parallel_calls(config) if gen.runs or judge.runs else (1, "")
     for e in (gen, judge):
         if not e.runs:
             continue
@@ -214,10 +260,10 @@ def estimate(
             per_call = measured["seconds"] / measured["calls"]
             e.rate = f"{per_call:.2f} s/call measured ({int(measured['calls'])} calls)"
         else:
-            per_call = DEFAULT_SECONDS_PER_CALL[e.stage] / config.llm.concurrency
+            per_call = DEFAULT_SECONDS_PER_CALL[e.stage] / parallel
             e.rate = (
-                f"{per_call:.2f} s/call default ({DEFAULT_SECONDS_PER_CALL[e.stage]:g} s a call over "
-                f"concurrency {config.llm.concurrency}; `--pilot N` measures it)"
+                f"{per_call:.2f} s/call default ({DEFAULT_SECONDS_PER_CALL[e.stage]:g} s a call, {parallel} "
+                f"at a time: {why}; `--pilot N` measures it)"
             )
         e.seconds = e.calls * per_call
     notes.append("calls already in the LLM cache (an earlier run or pilot) are free and instant")
@@ -225,6 +271,24 @@ def estimate(
     if unpriced:
         notes.append(f"not included: the LLM calls of {', '.join(unpriced)}")
     return out, notes
+
+
+def _parallel_calls(config: PipelineConfig) -> tuple[int, str]:
+    """Calls in flight at once: `concurrency`, or fewer where servers say they decode fewer."""
+    from synthrank.llm.server_slots import server_slots_now
+
+    llm = config.llm.resolved()
+    if llm.offline:
+        return llm.concurrency, f"concurrency {llm.concurrency}"
+    headers = {"Authorization": f"Bearer {llm.api_key}"} if llm.api_key else None
+    slots = [server_slots_now(url, headers) for url in llm.base_urls]
+    if all(s is None for s in slots):
+        return llm.concurrency, f"concurrency {llm.concurrency}"
+    total = sum(s if s is not None else llm.concurrency for s in slots)
+    if total >= llm.concurrency:
+        return llm.concurrency, f"concurrency {llm.concurrency}"
+    servers = "the server decodes" if len(slots) == 1 else "the servers decode"
+    return total, f"concurrency {llm.concurrency}, but {servers} {total} at once (/props)"
 
 
 def _measured_pairs_per_query(layout: RunLayout) -> float | None:

@@ -36,7 +36,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -230,19 +232,63 @@ class JsonlAppender:
         self.close()
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path: Path | str, *, keep_suffix: bool = False) -> Iterator[Path]:
+    """A temporary path beside `path` (a file or a folder) that replaces `path` when the block ends.
+
+    Readers see the old version or the new one, never half of either: the block writes `NAME.tmp`
+    in the same folder (same file system, so `os.replace` is atomic), which is then renamed over
+    `path`. `keep_suffix` names it `tmp.NAME` instead, for writers that pick the format from the
+    file name (matplotlib). A folder target is removed just before the rename, as `os.replace`
+    cannot replace a non-empty folder. On an error the temporary copy is removed, the old one kept.
+    """
+    path = Path(path)
+    tmp = path.with_name(f"tmp.{path.name}" if keep_suffix else f"{path.name}.tmp")
+    _remove(tmp)  # left over from a crashed run
+    try:
+        yield tmp
+        if tmp.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+@contextmanager
+def atomic_open(path: Path | str, mode: str = "w", *, fsync: bool = False) -> Iterator[IO[Any]]:
+    """A file opened for writing ("w" text in UTF-8, or "wb") that replaces `path` as `atomic_path`
+    does. `fsync=True` also puts the bytes on disk before the rename, so a power cut leaves the old
+    file or the whole new one."""
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as fh:
+        yield fh
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def write_text_atomic(path: Path | str, text: str, *, fsync: bool = False) -> None:
+    """Write a whole text file (UTF-8) through `atomic_open`."""
+    with atomic_open(path, fsync=fsync) as fh:
+        fh.write(text)
+
+
 def write_jsonl_atomic(path: Path | str, records: Iterable[Passage | Query | Judgment | TrainGroup]) -> int:
     """Write a whole JSONL file via a temporary file and rename, so readers never see half of it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_open(path, fsync=True) as fh:
         for r in records:
             fh.write(to_json(r) + "\n")
             n += 1
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
     return n
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,15 @@ import numpy as np
 from synthrank.errors import ConfigError, InputFormatError
 from synthrank.models import DEFAULT_EMBEDDER, resolve_model
 from synthrank.progress import progress_bar
-from synthrank.records import Passage, Query, RunLayout, read_jsonl
+from synthrank.records import (
+    Passage,
+    Query,
+    RunLayout,
+    atomic_open,
+    atomic_path,
+    read_jsonl,
+    write_text_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +126,7 @@ def fingerprint(path: Path) -> str:
 
 def _write_json_atomic(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def load_model(cfg: EmbedConfig) -> Any:
@@ -163,36 +168,32 @@ def encode_to_npy(
     """Encode `count` texts chunk by chunk into a float32 .npy (written via a temp file)."""
     dim = embedding_dim(model)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.npy")
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(count, dim))
-    pool = model.start_multi_process_pool(list(cfg.devices)) if len(cfg.devices) > 1 else None
-    try:
-        row = 0
-        with progress_bar(f"embed {out.stem}", total=count, unit="texts") as bar:
-            for chunk in _chunks(texts, cfg.chunk_size):
-                vectors = model.encode(
-                    chunk,
-                    batch_size=cfg.batch_size,
-                    prompt=prompt or None,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                    pool=pool,
-                )
-                array[row : row + len(chunk)] = vectors.astype(np.float32)
-                row += len(chunk)
-                bar.advance(len(chunk))
-        if row != count:
-            raise InputFormatError(out, None, f"expected {count} texts, encoded {row}")
-        array.flush()
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        if pool is not None:
-            model.stop_multi_process_pool(pool)
-        del array
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(count, dim))
+        pool = model.start_multi_process_pool(list(cfg.devices)) if len(cfg.devices) > 1 else None
+        try:
+            row = 0
+            with progress_bar(f"embed {out.stem}", total=count, unit="texts") as bar:
+                for chunk in _chunks(texts, cfg.chunk_size):
+                    vectors = model.encode(
+                        chunk,
+                        batch_size=cfg.batch_size,
+                        prompt=prompt or None,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                        pool=pool,
+                    )
+                    array[row : row + len(chunk)] = vectors.astype(np.float32)
+                    row += len(chunk)
+                    bar.advance(len(chunk))
+            if row != count:
+                raise InputFormatError(out, None, f"expected {count} texts, encoded {row}")
+            array.flush()
+        finally:
+            if pool is not None:
+                model.stop_multi_process_pool(pool)
+            del array  # the memory map is closed before the file is renamed
 
 
 def _passage_texts(path: Path, include_title: bool) -> Iterator[str]:
@@ -348,9 +349,8 @@ def run_index(layout: RunLayout, cfg: IndexConfig) -> dict[str, object]:
             index.add(keys, np.asarray(passages[keys], dtype=np.float32), threads=cfg.threads)
             bar.advance(len(keys))
     layout.index.parent.mkdir(parents=True, exist_ok=True)
-    tmp = layout.index.with_name(layout.index.name + ".tmp")
-    index.save(str(tmp))
-    os.replace(tmp, layout.index)
+    with atomic_path(layout.index) as tmp:
+        index.save(str(tmp))
     _write_json_atomic(settings_path, settings)
     return {"indexed": len(rows), "index_bytes": layout.index.stat().st_size}
 
@@ -359,9 +359,11 @@ def ann_search(index: Any, queries: np.ndarray, k: int, threads: int) -> tuple[n
     """One batched usearch search; distances become cosine similarities, missing hits -1."""
     matches = index.search(np.asarray(queries, dtype=np.float32), k, threads=threads)
     ids = matches.keys.astype(np.int64).reshape(len(queries), -1)
-    scores = (1.0 - matches.distances).astype(np.float32).reshape(len(queries), -1)
     missing = np.arange(ids.shape[1])[None, :] >= np.asarray(matches.counts).reshape(-1, 1)
-    ids[missing], scores[missing] = -1, 0.0
+    # slots past a query's hit count hold undefined distances (NaN, inf): masked before any arithmetic
+    distances = np.where(missing, 1.0, np.asarray(matches.distances).reshape(len(queries), -1))
+    scores = (1.0 - distances).astype(np.float32)
+    ids[missing] = -1
     if ids.shape[1] < k:  # fewer vectors than k
         pad = k - ids.shape[1]
         ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
@@ -414,10 +416,8 @@ def search_queries(layout: RunLayout, cfg: RetrieveConfig, index_cfg: IndexConfi
 
 
 def save_candidates(path: Path, candidates: Candidates) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_open(path, "wb") as fh:
         np.savez(fh, query_ids=candidates.query_ids, ids=candidates.ids, scores=candidates.scores)
-    os.replace(tmp, path)
 
 
 def load_candidates(path: Path) -> Candidates:

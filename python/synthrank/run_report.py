@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 from synthrank.evaluation.report import verdict_line
 from synthrank.manifest import read_manifest
-from synthrank.records import Judgment, RunLayout, read_jsonl
+from synthrank.records import Judgment, RunLayout, atomic_path, read_jsonl, write_text_atomic
 
 
 def _load_json(path: Path) -> dict[str, Any] | None:
@@ -136,10 +135,9 @@ def training_curve(layout: RunLayout, path: Path, summary: dict[str, Any] | None
         dev_ax.set_ylabel("dev nDCG@10")
     ax.set_title("Training curve")
     fig.tight_layout()
-    tmp = path.with_name("tmp." + path.name)
-    fig.savefig(tmp, dpi=100, format="png")
+    with atomic_path(path, keep_suffix=True) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
     return True
 
 
@@ -296,7 +294,5 @@ def write_run_report(layout: RunLayout, stage_names: tuple[str, ...]) -> dict[st
         f"{html_body}</body></html>\n"
     )
     for name, text in (("report.md", markdown), ("report.html", html)):
-        tmp = layout.root / f"tmp.{name}"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, layout.root / name)
+        write_text_atomic(layout.root / name, text)
     return {"markdown": str(layout.root / "report.md"), "html": str(layout.root / "report.html")}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from synthrank import sampling
 from synthrank.errors import ConfigError, InputFormatError
-from synthrank.records import RunLayout
+from synthrank.records import RunLayout, atomic_open
 
 
 @dataclass(frozen=True)
@@ -123,12 +122,10 @@ def run_sample(layout: RunLayout, cfg: SampleConfig) -> dict[str, object]:
     chosen = np.sort(np.asarray(chosen, dtype=np.int64))
 
     wanted = set(chosen.tolist())
-    tmp = layout.sampled_ids.with_name(layout.sampled_ids.name + ".tmp")
-    with open(layout.passages, encoding="utf-8") as fh, open(tmp, "w", encoding="utf-8") as out:
+    with open(layout.passages, encoding="utf-8") as fh, atomic_open(layout.sampled_ids) as out:
         for row, line in enumerate(fh):
             if row in wanted:
                 out.write(json.loads(line)["passage_id"] + "\n")
-    os.replace(tmp, layout.sampled_ids)
     return {
         "passages": len(eligible),
         "eligible": int(eligible.sum()),

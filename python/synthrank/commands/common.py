@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from synthrank.errors import EmptyOutputError, LLMError, SynthrankError
+from synthrank.errors import EXIT_BAD_INPUT, EXIT_INCOMPLETE, SynthrankError, exit_code
 
 RUN_OPTION = click.option(
     "--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder."
@@ -37,7 +37,7 @@ def run_folder_argument(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class BadInputError(click.ClickException):
-    exit_code = 2  # bad usage, configuration or input
+    exit_code = EXIT_BAD_INPUT  # bad usage, configuration or input
 
 
 def report_outcome(
@@ -45,27 +45,25 @@ def report_outcome(
 ) -> None:
     """Run a stage, holding the run folder `lock` (if given) throughout, and print its counts as JSON.
 
-    Exit codes: 2 bad input (the message names the file, line or option) or a run folder another
-    command writes into, 1 an LLM failure or an incomplete stage (e.g. max_cost reached), 130
-    Ctrl-C; finished work stays on disk in every case.
+    Exit codes (`errors.exit_code`, as `synthrank run`): 2 bad input (the message names the file,
+    line or option) or a run folder another command writes into, 1 an LLM failure or an incomplete
+    stage (e.g. max_cost reached), 130 Ctrl-C; finished work stays on disk in every case.
     """
     from synthrank.run_lock import RunLock
 
     try:
         with RunLock(lock) if lock is not None else nullcontext():
             counts = stage(*args, **kwargs)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         click.echo("interrupted; finished work is kept, re-run to continue", err=True)
-        sys.exit(130)
-    except (LLMError, EmptyOutputError) as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(exit_code(exc))
     except SynthrankError as exc:
-        raise BadInputError(str(exc)) from None
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exit_code(exc))
     click.echo(json.dumps(counts, default=str))
     if counts.get("complete") is False:
         click.echo(f"Error: stage incomplete: {counts.get('stop_reason')}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_INCOMPLETE)
 
 
 def stage_command(func: Callable[..., dict[str, Any]]) -> Callable[..., None]:

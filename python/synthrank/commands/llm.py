@@ -37,6 +37,13 @@ def llm_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--retries", default=6, show_default=True, type=click.IntRange(min=0)),
         click.option(
+            "--interrupt-grace",
+            default=2.0,
+            show_default=True,
+            type=click.FloatRange(min=0),
+            help="After Ctrl-C, seconds the calls in flight get to arrive and be cached (again: at once).",
+        ),
+        click.option(
             "--price-prompt",
             default=0.0,
             show_default=True,
@@ -81,6 +88,7 @@ def build_llm_config(kw: dict[str, Any]) -> Any:
         tpm=kw.pop("tpm"),
         timeout=kw.pop("timeout"),
         retries=kw.pop("retries"),
+        interrupt_grace_s=kw.pop("interrupt_grace"),
         price_prompt=kw.pop("price_prompt"),
         price_completion=kw.pop("price_completion"),
         max_cost=kw.pop("max_cost"),

@@ -23,21 +23,34 @@ def _fail(exc: Exception, code: int) -> None:
 @click.command("init")
 @click.argument("path", default="synthrank.toml", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def init_command(path: Path, force: bool) -> None:
+@click.option(
+    "--corpus",
+    type=click.Path(exists=True, path_type=Path),
+    help="Sets [corpus] path: a file or folder in any format `synthrank ingest` reads.",
+)
+@click.option(
+    "--base-url", "base_urls", multiple=True, help="Sets [llm] base_urls (repeat for several servers)."
+)
+@click.option("--llm-model", default="", help="Sets [llm] model: the name the server serves.")
+def init_command(
+    path: Path, force: bool, corpus: Path | None, base_urls: tuple[str, ...], llm_model: str
+) -> None:
     """Write a commented synthrank.toml with every option and its default.
 
     \b
     Example:
-      synthrank init my-domain.toml
-      $EDITOR my-domain.toml            # set [corpus] path and [llm] base_urls / model
+      synthrank init my-domain.toml --corpus docs/ --base-url http://127.0.0.1:8080/v1
+      synthrank plan my-domain.toml     # what it will do and cost; runs nothing
       synthrank run my-domain.toml
     """
-    from synthrank.init_config import write_template
+    from synthrank.init_config import filled_template, write_template
 
     if path.exists() and not force:
         _fail(ConfigError(f"{path} exists; pass --force to overwrite it"), 2)
-    write_template(path)
-    click.echo(f"wrote {path}: set [corpus] path and [llm] base_urls/model, then `synthrank run {path}`")
+    write_template(path, filled_template(path, corpus, base_urls, llm_model))
+    todo = [what for what, given in (("[corpus] path", corpus), ("[llm] base_urls", base_urls)) if not given]
+    then = f"set {' and '.join(todo)}, then" if todo else "check it, then"
+    click.echo(f"wrote {path}: {then} `synthrank plan {path}` and `synthrank run {path}`")
 
 
 @click.command("run")

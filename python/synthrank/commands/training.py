@@ -103,6 +103,11 @@ def distill(run_dir: Path, **options: Any) -> None:
 @click.option("--positives", type=click.Choice(["judged", "source"]))
 @click.option("--random-negative-share", type=float)
 @click.option("--too-few-negatives", type=click.Choice(["pad", "drop"]))
+@click.option(
+    "--distill-weight",
+    type=float,
+    help="Add this x KL to the bi-encoder's scores of each group (0 = LCE only).",
+)
 @click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]))
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model.")
 @click.option("--device", help="auto, cpu, cuda, cuda:1, mps.")

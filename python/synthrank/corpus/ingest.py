@@ -181,7 +181,7 @@ class _Batches:
             if isinstance(record, BadRecord):
                 self._reject(record.reason, record.error)
                 continue
-            if not record.text.strip():
+            if not record.text or record.text.isspace():  # `not text.strip()` without copying it
                 self._reject(
                     "empty_text",
                     InputFormatError(record.path, record.line, f"empty text in {record.doc_id!r}"),
@@ -197,6 +197,7 @@ class _Batches:
             self._seen.add(key)
             self.documents += 1
             batch.append(record)
+            del record  # a huge document is not held here while the next one is read
             if len(batch) >= self.cfg.batch_size:
                 yield batch
                 batch = []
@@ -288,6 +289,7 @@ def run_ingest(layout: RunLayout, cfg: IngestConfig, source: Path | str) -> dict
                 n_tokens.append(chunks.n_tokens.astype(np.int32))
                 withheld.append(doc_withheld[chunks.doc_index])
                 bar.advance(len(batch))
+                del batch, doc  # the next batch is read without this one's texts in memory
             out.flush()
             os.fsync(out.fileno())
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from synthrank.errors import InputFormatError, json_error
 
@@ -52,22 +53,20 @@ class FieldNames:
 Record = Document | BadRecord
 
 
+def _decode(raw: bytes, path: Path, lineno: int) -> str | BadRecord:
+    """One line as text, or a BadRecord if it is not valid UTF-8."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return BadRecord("invalid_utf8", InputFormatError(path, lineno, f"invalid UTF-8: {exc}"))
+    return line.removeprefix("\ufeff") if lineno == 1 else line
+
+
 def _decoded_lines(path: Path) -> Iterator[tuple[int, str | BadRecord]]:
     """Lines of a file as text, or a BadRecord for a line that is not valid UTF-8."""
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8")
-                del raw  # a one-line corpus can be gigabytes: never hold its bytes beside its text
-            except UnicodeDecodeError as exc:
-                yield (
-                    lineno,
-                    BadRecord("invalid_utf8", InputFormatError(path, lineno, f"invalid UTF-8: {exc}")),
-                )
-                continue
-            if lineno == 1:
-                line = line.removeprefix("\ufeff")
-            yield lineno, line
+            yield lineno, _decode(raw, path, lineno)
 
 
 def _scalar(value: object) -> str | None:
@@ -95,25 +94,46 @@ def _document(row: dict[str, object], names: FieldNames, path: Path, line: int |
     return Document(doc_id=doc_id, text=text, path=str(path), line=line, title=title, meta=meta)
 
 
+def _jsonl_record(fh: BinaryIO, path: Path, lineno: int, names: FieldNames) -> Record | None:
+    """The record on the next line of `fh` (None for a blank line); EOFError at the end.
+
+    A one-line corpus can be gigabytes: the line's bytes are dropped once decoded and its text once
+    parsed (this frame holds the only references), so at most two copies of it exist at a time and
+    only the document's text outlives the call.
+    """
+    raw = fh.readline()
+    if not raw:
+        raise EOFError
+    line = _decode(raw, path, lineno)
+    del raw
+    if isinstance(line, BadRecord):
+        return line
+    if not line or line.isspace():  # the same test as `not line.strip()`, without copying the line
+        return None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return BadRecord("malformed", InputFormatError(path, lineno, f"invalid JSON: {json_error(exc)}"))
+    del line
+    if not isinstance(row, dict):
+        return BadRecord(
+            "malformed", InputFormatError(path, lineno, f"expected a JSON object, got {type(row).__name__}")
+        )
+    return _document(row, names, path, lineno)
+
+
 def read_jsonl(path: Path, names: FieldNames) -> Iterator[Record]:
-    for lineno, line in _decoded_lines(path):
-        if isinstance(line, BadRecord):
-            yield line
-            continue
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield BadRecord("malformed", InputFormatError(path, lineno, f"invalid JSON: {json_error(exc)}"))
-            continue
-        if not isinstance(row, dict):
-            yield BadRecord(
-                "malformed",
-                InputFormatError(path, lineno, f"expected a JSON object, got {type(row).__name__}"),
-            )
-            continue
-        yield _document(row, names, path, lineno)
+    with open(path, "rb") as fh:
+        lineno = 0
+        while True:
+            lineno += 1
+            try:
+                record = _jsonl_record(fh, path, lineno, names)
+            except EOFError:
+                return
+            if record is not None:
+                yield record
+            del record  # not held while the next line is read and parsed
 
 
 def read_delimited(path: Path, names: FieldNames, delimiter: str) -> Iterator[Record]:
@@ -177,15 +197,27 @@ def read_text_folder(folder: Path) -> Iterator[Record]:
     if not files:
         raise InputFormatError(folder, None, "no .txt or .md files in the folder")
     for file in files:
-        raw = file.read_bytes()
-        try:
-            text = raw.decode("utf-8").removeprefix("\ufeff")
-        except UnicodeDecodeError as exc:
-            line = raw.count(b"\n", 0, exc.start) + 1
-            yield BadRecord("invalid_utf8", InputFormatError(file, line, f"invalid UTF-8: {exc}"))
-            continue
-        doc_id = file.relative_to(folder).as_posix()
-        yield Document(doc_id=doc_id, text=text, path=str(file), line=1, title=file.stem)
+        record = _text_file(file, folder)
+        yield record
+        del record  # not held while the next file is read
+
+
+def _text_file(file: Path, folder: Path) -> Record:
+    """One .txt/.md file as a Document; its bytes are dropped before it is returned."""
+    raw = file.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return BadRecord("invalid_utf8", InputFormatError(file, line, f"invalid UTF-8: {exc}"))
+    del raw
+    return Document(
+        doc_id=file.relative_to(folder).as_posix(),
+        text=text.removeprefix("\ufeff"),
+        path=str(file),
+        line=1,
+        title=file.stem,
+    )
 
 
 def read_beir(folder: Path) -> Iterator[Record]:

@@ -3,14 +3,13 @@
 Systems: the first-stage order itself, a bi-encoder's cosine similarity, any number of
 cross-encoders (base and fine-tuned), and each cross-encoder fused with the bi-encoder.
 Cross-encoder pairs are scored longest-first in length buckets, each batch sized to a token budget,
-so short pairs run in big batches and long ones fit.
+so short pairs run in big batches and long ones fit (`synthrank.scoring`, shared with the trainer).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from synthrank.devices import PRECISIONS, Precision, autocast_dtype, pick_device
+from synthrank.devices import PRECISIONS, Precision, pick_device
 from synthrank.errors import ConfigError, EmptyOutputError, InvalidArgumentError
 from synthrank.evaluation.datasets import (
     TREC_DL_19_NAMES,
@@ -30,78 +29,10 @@ from synthrank.evaluation.datasets import (
 from synthrank.evaluation.metrics import METRICS, evaluate, mean, paired_comparison
 from synthrank.models import DEFAULT_EMBEDDER, resolve_model
 from synthrank.records import RunLayout
+from synthrank.scoring import load_cross_encoder, rerank_with_cross_encoder
+from synthrank.scoring import score_pairs as score_pairs  # tests import it from here
 
 log = logging.getLogger(__name__)
-
-
-@torch.inference_mode()
-def score_pairs(
-    model: Any,
-    tokenizer: Any,
-    queries: Sequence[str],
-    passages: Sequence[str],
-    *,
-    max_length: int = 512,
-    max_query_tokens: int = 64,
-    tokens_per_batch: int = 16_384,
-    max_batch_size: int = 256,
-    precision: str = "auto",
-) -> np.ndarray:
-    """Relevance logits for (query, passage) pairs, in input order.
-
-    Pairs are sorted by token length and cut into batches of about `tokens_per_batch` padded tokens,
-    which is the batch-size auto-tuning: padding stays small and memory per batch stays flat.
-    """
-    from synthrank.training.data import cap_queries
-
-    device = next(model.parameters()).device
-    dtype = autocast_dtype(precision, device)
-    capped = cap_queries(tokenizer, queries, max_query_tokens)
-    enc = tokenizer(capped, list(passages), truncation="only_second", max_length=max_length)
-    lengths = np.array([len(ids) for ids in enc["input_ids"]])
-    order = np.argsort(-lengths, kind="stable")
-    scores = np.empty(len(order), dtype=np.float32)
-    was_training = model.training
-    model.eval()
-    start = 0
-    while start < len(order):
-        size = max(1, min(max_batch_size, tokens_per_batch // int(lengths[order[start]])))
-        idx = order[start : start + size]
-        batch = tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc}, return_tensors="pt")
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
-        scores[idx] = logits[:, 0].float().cpu().numpy()
-        start += size
-    model.train(was_training)
-    return scores
-
-
-def rerank_with_cross_encoder(
-    model: Any,
-    tokenizer: Any,
-    ds: EvalDataset,
-    *,
-    max_length: int = 512,
-    max_query_tokens: int = 64,
-    precision: str = "auto",
-) -> tuple[dict[str, dict[str, float]], float]:
-    """(run, pairs per second) for a cross-encoder over the data set's candidate lists."""
-    pairs = [(q, d) for q, cands in ds.candidates.items() for d in cands]
-    started = time.perf_counter()
-    scores = score_pairs(
-        model,
-        tokenizer,
-        [ds.queries[q] for q, _ in pairs],
-        [ds.passages[d] for _, d in pairs],
-        max_length=max_length,
-        max_query_tokens=max_query_tokens,
-        precision=precision,
-    )
-    elapsed = time.perf_counter() - started
-    run: dict[str, dict[str, float]] = {q: {} for q in ds.candidates}
-    for (q, d), s in zip(pairs, scores, strict=True):
-        run[q][d] = float(s)
-    return run, len(pairs) / elapsed if elapsed > 0 else float("inf")
 
 
 def rerank_with_bi_encoder(
@@ -173,8 +104,6 @@ def score_run(
 def evaluate_cross_encoder(
     name: str, path: str | Path, ds: EvalDataset, device: torch.device, cfg: EvalConfig
 ) -> SystemResult:
-    from synthrank.training import load_cross_encoder
-
     model, tokenizer = load_cross_encoder(str(path), device)
     started = time.perf_counter()
     run, pps = rerank_with_cross_encoder(
@@ -343,8 +272,7 @@ def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
 
     No data sets means no evaluation: the report says so and nothing is loaded.
     """
-    from synthrank.evaluation.report import print_table, write_report
-    from synthrank.training.model_card import set_card_evaluation
+    from synthrank.evaluation.report import print_table, set_card_evaluation, write_report
 
     output = Path(cfg.output) if cfg.output else layout.eval
     if not cfg.datasets:

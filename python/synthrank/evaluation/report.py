@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from synthrank.evaluation.metrics import METRICS
+from synthrank.records import atomic_path
+
+# Markers around the evaluation section of a model card (`training/model_card.py` writes the card).
+CARD_EVAL_START = "<!-- synthrank:evaluation -->"
+CARD_EVAL_END = "<!-- /synthrank:evaluation -->"
 
 _HEAD = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "map@100": "MAP@100", "recall@100": "R@100"}
 
@@ -142,9 +146,8 @@ def write_report(folder: Path, report: dict[str, Any]) -> dict[str, Any]:
     else:
         paths["chart"].unlink(missing_ok=True)
     for key, write in writers:
-        tmp = paths[key].with_name("tmp." + paths[key].name)
-        write(tmp)
-        os.replace(tmp, paths[key])
+        with atomic_path(paths[key], keep_suffix=True) as tmp:  # savefig reads the format from the name
+            write(tmp)
     return {**paths, "markdown_tables": tables}
 
 
@@ -173,3 +176,17 @@ def print_table(report: dict[str, Any]) -> None:
             console.print(f"{name}: {verdict_line(v)}", markup=False, highlight=False)
     if not report["datasets"]:
         console.print("No evaluation: [evaluate] datasets is empty.", markup=False)
+
+
+def set_card_evaluation(folder: Path, evaluation_md: str) -> bool:
+    """Replace the evaluation section of an existing card; False if the folder has no synthrank card."""
+    path = Path(folder) / "README.md"
+    if not path.is_file():
+        return False
+    text = path.read_text(encoding="utf-8")
+    if CARD_EVAL_START not in text or CARD_EVAL_END not in text:
+        return False
+    head, rest = text.split(CARD_EVAL_START, 1)
+    _, tail = rest.split(CARD_EVAL_END, 1)
+    path.write_text(f"{head}{CARD_EVAL_START}\n{evaluation_md}\n{CARD_EVAL_END}{tail}", encoding="utf-8")
+    return True

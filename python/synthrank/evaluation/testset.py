@@ -12,9 +12,11 @@ ever came from:
    styles, LLM client, cache and spending ledger) and kept or dropped by the filter stage's checks;
 3. pool: per kept query, its source passage plus the bi-encoder's and BM25's top
    `synthetic_judge_top_m` over the held-out passages, every pair graded by the judge stage's code;
-4. `test/`, a BEIR folder: qrels hold every grade (gain = grade; the binary metrics count grade >= 1
-   as relevant). The source passage counts at least `SOURCE_MIN_GRADE` (2): the query was written
-   for it, so it answers it at least partly; the judge can raise it to 3, never lower it, because a
+4. `test/`, a BEIR folder: qrels hold every grade (gain = grade; the binary metrics count grade >= 2,
+   "answers at least partly", as relevant, as TREC DL does and as mine does for positives: grade 1
+   is "on topic, does not answer", which a weak judge gives to nearly every pooled passage). The
+   source passage counts at least `SOURCE_MIN_GRADE` (2): the query was written for it, so it
+   answers it at least partly; the judge can raise it to 3, never lower it, because a
    small judge often under-grades and a query without a relevant passage measures nothing (the
    count of such disagreements is reported). `candidates.tsv` is the pool in BM25 order, so every
    system reranks lists whose every passage is graded and none is penalised for ranking an
@@ -35,7 +37,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -53,7 +54,16 @@ from synthrank.evaluation.datasets import (
     has_real_questions,
     heldout_doc_ids,
 )
-from synthrank.records import Judgment, Passage, Query, RunLayout, read_jsonl, write_jsonl_atomic
+from synthrank.records import (
+    Judgment,
+    Passage,
+    Query,
+    RunLayout,
+    atomic_open,
+    atomic_path,
+    read_jsonl,
+    write_jsonl_atomic,
+)
 
 if TYPE_CHECKING:
     from synthrank.settings import PipelineConfig
@@ -61,6 +71,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SOURCE_MIN_GRADE = 2
+RELEVANCE_LEVEL = 2  # binary metrics: grade >= 2 (answers at least partly) is relevant
 BM25_DEPTH = 1000  # pool passages beyond BM25's top 1000 follow in bi-encoder order
 LLM_COUNTS = ("calls", "cache_hits", "failures", "prompt_tokens", "completion_tokens", "cost")
 
@@ -195,10 +206,8 @@ def _write_candidates(
         pool = pools[query.query_id]
         ids[i, : len(pool)] = pool
         scores[i, : len(pool)] = [cosines[query.query_id][d] for d in pool]
-    tmp = work.candidates.with_name(work.candidates.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_open(work.candidates, "wb") as fh:
         np.savez(fh, query_ids=np.asarray([q.query_id for q in queries], dtype=str), ids=ids, scores=scores)
-    os.replace(tmp, work.candidates)
     return width
 
 
@@ -211,55 +220,53 @@ def write_beir(
     info: dict[str, Any],
 ) -> dict[str, Any]:
     """Write the BEIR folder beside `folder` and swap it in; returns the qrels statistics."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "qrels").mkdir(parents=True)
-    with open(tmp / "corpus.jsonl", "w", encoding="utf-8") as fh:
-        for p in heldout:
-            fh.write(
-                json.dumps({"_id": p.passage_id, "title": p.title, "text": p.text}, ensure_ascii=False) + "\n"
-            )
-    with open(tmp / "queries.jsonl", "w", encoding="utf-8") as fh:
-        for q in queries:
-            row = {"_id": q.query_id, "text": q.text, "source_passage": q.passage_id, "style": q.style}
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    relevant, unjudged, source_raised = [], 0, 0
-    histogram: Counter[str] = Counter()
-    with (
-        open(tmp / "qrels" / "test.tsv", "w", encoding="utf-8") as qrels,
-        open(tmp / "candidates.tsv", "w", encoding="utf-8") as cands,
-    ):
-        qrels.write("query-id\tcorpus-id\tscore\n")
-        cands.write("query-id\tcorpus-id\trank\n")
-        for q in queries:
-            rank, n_relevant = 0, 0
-            for d in pools[q.query_id]:
-                pid = heldout[d].passage_id
-                grade = grades.get((q.query_id, pid))
-                if grade is None:  # unparsable or not judged: left out, so every candidate is graded
-                    unjudged += 1
-                    continue
-                if pid == q.passage_id and grade < SOURCE_MIN_GRADE:
-                    source_raised += 1
-                    grade = SOURCE_MIN_GRADE
-                histogram[str(grade)] += 1
-                n_relevant += grade >= 1
-                rank += 1
-                qrels.write(f"{q.query_id}\t{pid}\t{grade}\n")
-                cands.write(f"{q.query_id}\t{pid}\t{rank}\n")
-            relevant.append(n_relevant)
-    stats = {
-        "queries": len(queries),
-        "corpus_passages": len(heldout),
-        "graded_pairs": sum(histogram.values()),
-        "unjudged_pairs_left_out": unjudged,
-        "relevant_per_query": round(float(np.mean(relevant)), 2) if relevant else 0.0,
-        "source_graded_below_2": source_raised,
-        "qrels_grades": dict(sorted(histogram.items())),
-    }
-    (tmp / TESTSET_INFO).write_text(json.dumps({**info, **stats}, indent=1) + "\n", encoding="utf-8")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+    with atomic_path(folder) as tmp:
+        (tmp / "qrels").mkdir(parents=True)
+        with open(tmp / "corpus.jsonl", "w", encoding="utf-8") as fh:
+            for p in heldout:
+                fh.write(
+                    json.dumps({"_id": p.passage_id, "title": p.title, "text": p.text}, ensure_ascii=False)
+                    + "\n"
+                )
+        with open(tmp / "queries.jsonl", "w", encoding="utf-8") as fh:
+            for q in queries:
+                row = {"_id": q.query_id, "text": q.text, "source_passage": q.passage_id, "style": q.style}
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        relevant, unjudged, source_raised = [], 0, 0
+        histogram: Counter[str] = Counter()
+        with (
+            open(tmp / "qrels" / "test.tsv", "w", encoding="utf-8") as qrels,
+            open(tmp / "candidates.tsv", "w", encoding="utf-8") as cands,
+        ):
+            qrels.write("query-id\tcorpus-id\tscore\n")
+            cands.write("query-id\tcorpus-id\trank\n")
+            for q in queries:
+                rank, n_relevant = 0, 0
+                for d in pools[q.query_id]:
+                    pid = heldout[d].passage_id
+                    grade = grades.get((q.query_id, pid))
+                    if grade is None:  # unparsable or not judged: left out, so every candidate is graded
+                        unjudged += 1
+                        continue
+                    if pid == q.passage_id and grade < SOURCE_MIN_GRADE:
+                        source_raised += 1
+                        grade = SOURCE_MIN_GRADE
+                    histogram[str(grade)] += 1
+                    n_relevant += grade >= RELEVANCE_LEVEL
+                    rank += 1
+                    qrels.write(f"{q.query_id}\t{pid}\t{grade}\n")
+                    cands.write(f"{q.query_id}\t{pid}\t{rank}\n")
+                relevant.append(n_relevant)
+        stats = {
+            "queries": len(queries),
+            "corpus_passages": len(heldout),
+            "graded_pairs": sum(histogram.values()),
+            "unjudged_pairs_left_out": unjudged,
+            "relevant_per_query": round(float(np.mean(relevant)), 2) if relevant else 0.0,
+            "source_graded_below_2": source_raised,
+            "qrels_grades": dict(sorted(histogram.items())),
+        }
+        (tmp / TESTSET_INFO).write_text(json.dumps({**info, **stats}, indent=1) + "\n", encoding="utf-8")
     return stats
 
 
@@ -366,7 +373,7 @@ def run_testset(layout: RunLayout, config: PipelineConfig) -> dict[str, Any]:
         "kind": KIND_SYNTHETIC,
         "first_stage": "bm25 (graded pool)",
         "pool": f"the source passage + the bi-encoder's and BM25's top {depth} over the held-out passages",
-        "relevance_level": 1,
+        "relevance_level": RELEVANCE_LEVEL,
         "source_min_grade": SOURCE_MIN_GRADE,
         "model": config.llm.model,
         "judge_top_m": depth,

@@ -10,11 +10,16 @@ endpoint (one shared pause, not each worker in turn) and is bounded by time (`re
 rather than by count; other failures are bounded by both. A reply that is empty, cut by
 max_tokens or not in the asked format is not a result: it is asked again with a changed request
 (a larger max_tokens, another seed, a repair turn) and the item fails if that does not help.
+
+A stopped caller (Ctrl-C cancels the stage) does not drop its call: leaving the client gives the
+calls in flight `interrupt_grace_s` to arrive and be cached, since they may already be paid for,
+and sends no new one; a second Ctrl-C ends the wait.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import logging
 import random
@@ -31,6 +36,7 @@ from synthrank.errors import BudgetExceededError, LLMError
 from synthrank.llm.cache import ResponseCache, cache_key
 from synthrank.llm.config import LLMConfig
 from synthrank.llm.ledger import Ledger, TokenEstimator
+from synthrank.llm.server_slots import server_slots
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +62,10 @@ class ReplyFormatError(LLMError):
 
 class BadReplyError(LLMError):
     """Replies stayed empty, truncated or unparsable after changed requests: the item failed."""
+
+
+class ClientStoppingError(LLMError):
+    """The client is being left (Ctrl-C or an error): the call was not sent and nothing failed."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +174,7 @@ class Endpoint:
         self.failures = 0  # consecutive
         self.rested_until = 0.0
         self.paused_until = 0.0  # after a 429: every worker waits, not only the one that got it
+        self.slots: int | None = None  # requests it decodes at once, where it says (llm/server_slots.py)
 
     @property
     def ready_at(self) -> float:
@@ -171,22 +182,34 @@ class Endpoint:
 
 
 class EndpointPool:
-    """Least-outstanding choice among endpoints; one that keeps failing rests, then gets a new try."""
+    """Least-outstanding choice among endpoints; one that keeps failing rests, then gets a new try.
+
+    An endpoint that reported its decoding slots gets at most that many requests at once: the rest
+    wait here, where no timeout runs, rather than in the server's queue.
+    """
 
     def __init__(self, base_urls: list[str], *, rest_after: int, rest_seconds: float) -> None:
         self.endpoints = [Endpoint(u) for u in base_urls]
         self.rest_after = rest_after
         self.rest_seconds = rest_seconds
+        self._released = asyncio.Event()
 
     async def acquire(self) -> Endpoint:
         while True:
             now = time.monotonic()
             awake = [e for e in self.endpoints if e.ready_at <= now]
-            if awake:
-                endpoint = min(awake, key=lambda e: e.outstanding)
+            free = [e for e in awake if e.slots is None or e.outstanding < e.slots]
+            if free:
+                endpoint = min(free, key=lambda e: e.outstanding)
                 endpoint.outstanding += 1
                 return endpoint
-            wait = min(e.ready_at for e in self.endpoints) - now
+            asleep = [e.ready_at - now for e in self.endpoints if e.ready_at > now]
+            if len(asleep) < len(self.endpoints):  # some are awake but full: wait for a release
+                self._released.clear()
+                with contextlib.suppress(asyncio.TimeoutError):  # a paused endpoint wakes up
+                    await asyncio.wait_for(self._released.wait(), min(asleep, default=None))
+                continue
+            wait = min(asleep)
             # jitter, so that the workers of a shared pause do not all return in the same instant
             await asyncio.sleep(wait + random.uniform(0, 0.2 * wait))
 
@@ -195,6 +218,7 @@ class EndpointPool:
 
     def release(self, endpoint: Endpoint, ok: bool) -> None:
         endpoint.outstanding -= 1
+        self._released.set()
         if ok:
             endpoint.failures = 0
             return
@@ -242,6 +266,9 @@ class LLMClient:
         self._pending: dict[str, asyncio.Task[Reply]] = {}
         self._http: list[httpx.AsyncClient] = []
         self._free_slots = list(range(self.cfg.concurrency))
+        self._stopping = False
+        self._slots_probe: asyncio.Future[None] | None = None
+        self._sending: set[asyncio.Task[Any]] = set()  # calls whose request is out: maybe paid for
 
     async def __aenter__(self) -> LLMClient:
         headers = {"Authorization": f"Bearer {self.cfg.api_key}"} if self.cfg.api_key else {}
@@ -258,12 +285,49 @@ class LLMClient:
         ]
         return self
 
+    async def _probe_slots(self) -> None:
+        for endpoint in self.pool.endpoints:
+            endpoint.slots = await server_slots(self._http[0], endpoint.base_url)
+            if endpoint.slots is not None and endpoint.slots < self.cfg.concurrency:
+                log.info(
+                    "%s decodes %d request(s) at a time: at most that many in flight there (concurrency "
+                    "%d); the others wait in the client, where no timeout runs",
+                    endpoint.base_url,
+                    endpoint.slots,
+                    self.cfg.concurrency,
+                )
+
     async def __aexit__(self, *exc: object) -> None:
-        for http in self._http:
-            await http.aclose()
-        self._http = []
-        if self._own_ledger:
-            self.ledger.close()
+        try:
+            await self._finish_in_flight()
+        finally:
+            for http in self._http:
+                await http.aclose()
+            self._http = []
+            if self._own_ledger:
+                self.ledger.close()
+
+    async def _finish_in_flight(self) -> None:
+        """Give sent calls whose callers were stopped `interrupt_grace_s` to arrive (and be cached)."""
+        self._stopping = True  # from here on, no call is sent
+        calls = [task for task in self._pending.values() if not task.done()]
+        sent = [task for task in calls if task in self._sending]
+        for task in calls:
+            if task not in sent:  # queued, or waiting to retry: nothing is paid for yet
+                task.cancel()
+        grace = self.cfg.interrupt_grace_s
+        if sent and grace > 0:
+            log.warning(
+                "stopping: waiting up to %gs for %d LLM call(s) in flight so that their replies are "
+                "cached (Ctrl-C again to stop at once)",
+                grace,
+                len(sent),
+            )
+            await asyncio.wait(sent, timeout=grace)
+        for task in sent:
+            task.cancel()
+        # collected here, so a late failure is not reported as "exception never retrieved"
+        await asyncio.gather(*calls, return_exceptions=True)
 
     @property
     def model(self) -> str:
@@ -318,19 +382,21 @@ class LLMClient:
                 f"offline: no cached reply for this {kind} request (template {template_version}); "
                 "set [llm] offline = false and give a server to make the call"
             )
+        if self._stopping:
+            raise ClientStoppingError("the LLM client is stopping: no new call is sent")
         shared = self._pending.get(key)
         if shared is not None:
             return await asyncio.shield(shared)
         task = asyncio.ensure_future(self._fetch_valid(kind, body, key, validate))
         self._pending[key] = task
+        task.add_done_callback(lambda _: self._pending.pop(key, None))  # also when its caller is gone
         try:
-            return await task
+            # shielded: a cancelled caller leaves the call running for __aexit__'s grace period
+            return await asyncio.shield(task)
         except LLMError as exc:
-            if not isinstance(exc, BudgetExceededError):  # refused before sending: nothing failed
+            if not isinstance(exc, BudgetExceededError | ClientStoppingError):  # not sent: nothing failed
                 self.ledger.record_failure(self.stage, self.cfg.model)
             raise
-        finally:
-            self._pending.pop(key, None)
 
     async def _fetch_valid(
         self, kind: str, body: dict[str, Any], key: str, validate: Callable[[Reply], object] | None
@@ -396,17 +462,29 @@ class LLMClient:
         if self._tpm is not None:
             estimate = self.ledger.estimator.count(_prompt_text(body)) + int(body.get("max_tokens") or 0)
             await self._tpm.acquire(min(float(estimate), self._tpm.max_rate))
+        if self._slots_probe is None:  # once, before the first request: a replay sends nothing
+            self._slots_probe = asyncio.ensure_future(self._probe_slots())
+        await asyncio.shield(self._slots_probe)
         endpoint = await self.pool.acquire()
         slot = self._free_slots.pop()  # never empty: the semaphore admits `concurrency` requests
         ok = False
         url = endpoint.base_url + PATHS[kind]
+        call = asyncio.current_task()
         try:
+            if self._stopping:  # checked after the waits above, the last moment before paying
+                raise ClientStoppingError("the LLM client is stopping: the call was not sent")
+            if call is not None:
+                self._sending.add(call)
             try:
                 response = await self._http[slot // CONNECTIONS_PER_POOL].post(url, json=body)
             except httpx.TimeoutException as exc:
                 raise RetryableError(f"{url}: timed out after {self.cfg.timeout:g}s") from exc
             except httpx.TransportError as exc:
                 raise RetryableError(f"{url}: connection failed ({type(exc).__name__})") from exc
+            finally:
+                # from here to the cache write nothing awaits: a reply that came is not lost
+                if call is not None:
+                    self._sending.discard(call)
             if response.status_code in RETRY_STATUS:
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
                 if response.status_code == 429:

@@ -42,6 +42,8 @@ class LLMConfig:
     price_prompt, price_completion: cost per 1M tokens; max_cost: the run folder's budget, over
         every LLM stage and re-run (read from RUN/llm_ledger.sqlite).
     rest_after, rest_seconds: an endpoint failing `rest_after` times in a row rests that long.
+    interrupt_grace_s: after Ctrl-C, calls in flight get this long to arrive and be cached (they
+        may already be paid for); no new call is sent, and a second Ctrl-C stops at once.
     cache: SQLite request cache (None = the run folder's `llm_cache.sqlite`); refresh ignores it.
     offline: answer only from the cache (replaying a recorded run); a miss fails that call.
     """
@@ -64,6 +66,7 @@ class LLMConfig:
     max_cost: float | None = None
     rest_after: int = 3
     rest_seconds: float = 30.0
+    interrupt_grace_s: float = 2.0
     cache: Path | None = None
     refresh: bool = False
     offline: bool = False  # replay cached replies only: a cache miss is an error, nothing is sent
@@ -80,7 +83,7 @@ class LLMConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"must be > 0 when set, got {value}", section="llm", key=name)
-        for name in ("retries", "bad_reply_retries", "price_prompt", "price_completion"):
+        for name in ("retries", "bad_reply_retries", "price_prompt", "price_completion", "interrupt_grace_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"must be >= 0, got {getattr(self, name)}", section="llm", key=name)
         # checked here, not only in resolved(), so that a config file's error names its file and line

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
 from synthrank.errors import BudgetExceededError, LLMError
+from synthrank.llm.client import ClientStoppingError
 from synthrank.progress import Bar, progress_bar
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,11 @@ async def drain(
             except BudgetExceededError as exc:
                 outcome.complete = False
                 outcome.stop_reason = str(exc)
+                stop.set()
+                return
+            except ClientStoppingError as exc:  # the stage is being left: the item is not a failure
+                outcome.complete = False
+                outcome.stop_reason = outcome.stop_reason or str(exc)
                 stop.set()
                 return
             except LLMError as exc:

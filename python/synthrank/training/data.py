@@ -17,6 +17,7 @@ import numpy as np
 
 from synthrank.errors import ConfigError, InvalidArgumentError
 from synthrank.records import Passage, Query, RunLayout, TrainGroup, read_jsonl
+from synthrank.scoring import cap_queries
 
 RANDOM_POOL_MAX = 200_000  # random negatives come from a seeded sample of at most this many passages
 
@@ -248,17 +249,6 @@ def load_groups(layout: RunLayout, options: GroupOptions) -> GroupDataset:
     pool = _random_pool(layout, kept, options.seed)
     stats.random_pool_size = len(pool)
     return GroupDataset(kept, pool, options, stats)
-
-
-def cap_queries(tokenizer: Any, queries: Sequence[str], max_query_tokens: int) -> list[str]:
-    """Queries longer than `max_query_tokens` cut to that many tokens; the rest stay as written."""
-    if not queries:
-        return []
-    ids = tokenizer(list(queries), add_special_tokens=False)["input_ids"]
-    return [
-        tokenizer.decode(tok[:max_query_tokens]) if len(tok) > max_query_tokens else q
-        for q, tok in zip(queries, ids, strict=True)
-    ]
 
 
 def encode_pairs(

@@ -28,7 +28,7 @@ import numpy as np
 
 from synthrank.errors import ConfigError, InputFormatError
 from synthrank.mining import MineConfig, in_dev
-from synthrank.records import Passage, Query, RunLayout, read_jsonl
+from synthrank.records import Passage, Query, RunLayout, read_jsonl, write_text_atomic
 from synthrank.retrieval import (
     EmbedConfig,
     exact_search,
@@ -387,9 +387,7 @@ def distill_loss(temperature: float) -> Any:
 
 def _write_marker(folder: Path, data: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (MARKER + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(folder / MARKER)
+    write_text_atomic(folder / MARKER, json.dumps(data, indent=1) + "\n")
 
 
 def warm_start_for(layout: RunLayout, start_model: str) -> Path | None:

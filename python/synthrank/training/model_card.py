@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-CARD_EVAL_START = "<!-- synthrank:evaluation -->"
-CARD_EVAL_END = "<!-- /synthrank:evaluation -->"
+# The card's evaluation section belongs to the evaluate stage, which rewrites it after each run.
+from synthrank.evaluation.report import CARD_EVAL_END, CARD_EVAL_START
+from synthrank.evaluation.report import set_card_evaluation as set_card_evaluation  # tests import it here
 
 # What the training result's rows mean, for the card's data statistics (keys of GroupStats).
 _DATA_NOTES = {
@@ -216,17 +217,3 @@ def finish_model_folder(
     write_sentence_transformers_config(folder)
     normalise_modes(folder)
     return card
-
-
-def set_card_evaluation(folder: Path, evaluation_md: str) -> bool:
-    """Replace the evaluation section of an existing card; False if the folder has no synthrank card."""
-    path = Path(folder) / "README.md"
-    if not path.is_file():
-        return False
-    text = path.read_text(encoding="utf-8")
-    if CARD_EVAL_START not in text or CARD_EVAL_END not in text:
-        return False
-    head, rest = text.split(CARD_EVAL_START, 1)
-    _, tail = rest.split(CARD_EVAL_END, 1)
-    path.write_text(f"{head}{CARD_EVAL_START}\n{evaluation_md}\n{CARD_EVAL_END}{tail}", encoding="utf-8")
-    return True

@@ -28,11 +28,10 @@ import torch.distributed as dist
 from synthrank.devices import Precision, autocast_dtype, pick_device
 from synthrank.errors import ConfigError, InvalidArgumentError
 from synthrank.evaluation.datasets import load_beir
-from synthrank.evaluation.evaluator import rerank_with_cross_encoder
 from synthrank.evaluation.metrics import mean, per_query
 from synthrank.models import DEFAULT_RERANKER_START
-from synthrank.records import RunLayout
-from synthrank.training import load_cross_encoder
+from synthrank.records import RunLayout, atomic_path
+from synthrank.scoring import load_cross_encoder, rerank_with_cross_encoder
 from synthrank.training.data import GroupOptions, GroupSource, encode_pairs, load_groups, with_teacher
 from synthrank.training.losses import LOSSES, lce_with_kl
 from synthrank.training.model_card import finish_model_folder
@@ -345,38 +344,33 @@ class Trainer:
         return stop
 
     def _save_model(self, folder: Path) -> None:
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp)
-        self.tokenizer.model_max_length = self.cfg.max_length
-        self.tokenizer.save_pretrained(tmp)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        with atomic_path(folder) as tmp:
+            self.model.save_pretrained(tmp)
+            self.tokenizer.model_max_length = self.cfg.max_length
+            self.tokenizer.save_pretrained(tmp)
 
     def save_checkpoint(self) -> Path:
         folder = self.checkpoints / f"step-{self.state.global_step:08d}"
         if self.rank == 0:
-            tmp = folder.with_name(folder.name + ".tmp")
-            tmp.mkdir(parents=True, exist_ok=True)
-            torch.save(
-                {
-                    "model": self.model.state_dict(),
-                    "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                    "scaler": self.scaler.state_dict(),
-                    "rng": {
-                        "python": random.getstate(),
-                        "numpy": _numpy_rng_state(),
-                        "torch": torch.get_rng_state(),
-                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            with atomic_path(folder) as tmp:
+                tmp.mkdir(parents=True, exist_ok=True)
+                torch.save(
+                    {
+                        "model": self.model.state_dict(),
+                        "optimizer": self.optimizer.state_dict(),
+                        "scheduler": self.scheduler.state_dict(),
+                        "scaler": self.scaler.state_dict(),
+                        "rng": {
+                            "python": random.getstate(),
+                            "numpy": _numpy_rng_state(),
+                            "torch": torch.get_rng_state(),
+                            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                        },
+                        "state": asdict(self.state),
+                        "config": asdict(self.cfg),
                     },
-                    "state": asdict(self.state),
-                    "config": asdict(self.cfg),
-                },
-                tmp / "trainer_state.pt",
-            )
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
+                    tmp / "trainer_state.pt",
+                )
             for old in sorted(self.checkpoints.glob("step-*[0-9]"))[: -self.cfg.keep_checkpoints]:
                 shutil.rmtree(old, ignore_errors=True)
         if self.world > 1:
@@ -488,11 +482,8 @@ class Trainer:
         """The best dev model (or the last one without a dev set) goes to the output with its card."""
         best = self.checkpoints / "best"
         if result["best_step"] is not None and best.is_dir():
-            tmp = self.output.with_name(self.output.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(best, tmp)
-            shutil.rmtree(self.output, ignore_errors=True)
-            os.replace(tmp, self.output)
+            with atomic_path(self.output) as tmp:
+                shutil.copytree(best, tmp)
         else:
             self.output.parent.mkdir(parents=True, exist_ok=True)
             self._save_model(self.output)

@@ -1,0 +1,78 @@
+"""The package's import graph: no cycle between its subpackages (e.g. training and evaluation share
+model loading and scoring through `synthrank.scoring`, neither imports the other for it)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import synthrank
+
+PACKAGE = Path(synthrank.__file__).parent
+
+
+def _runtime_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """Imports that can run, lazy ones in functions included; `if TYPE_CHECKING:` blocks left out."""
+    skipped = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for child in node.body
+        for n in ast.walk(child)
+    }
+    return [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) and id(n) not in skipped]
+
+
+def _unit(module: str) -> str:
+    """A subpackage (`synthrank.training`) or a top-level module (`synthrank.scoring`)."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 or (PACKAGE / parts[-1]).is_dir() else module
+
+
+def package_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        module = ".".join(("synthrank", *path.relative_to(PACKAGE).with_suffix("").parts))
+        module = module.removesuffix(".__init__")
+        here = _unit(module)
+        for node in _runtime_imports(ast.parse(path.read_text(encoding="utf-8"))):
+            assert not (isinstance(node, ast.ImportFrom) and node.level), f"{path}: a relative import"
+            if isinstance(node, ast.ImportFrom):
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                names = [a.name for a in node.names]
+            for name in names:
+                if name.startswith("synthrank.") and _unit(name) != here:
+                    graph.setdefault(here, set()).add(_unit(name))
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt] if nxt in path else [node, nxt]
+            if nxt not in state and (found := visit(nxt, [*path, nxt])):
+                return found
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start, [start])):
+            return found
+    return None
+
+
+def test_no_import_cycle_between_subpackages() -> None:
+    graph = package_graph()
+    assert "synthrank.scoring" in graph.get("synthrank.training", set())
+    assert "synthrank.scoring" in graph.get("synthrank.evaluation", set())
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": {"c"}}) is None
