@@ -68,6 +68,9 @@ def cli(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE if stderr is None else stderr.open("w"),
         text=True,
+        # a test suite started in the background (`cmd &` in a script) ignores SIGINT, and children
+        # inherit that: the Ctrl-C tests need the child to get it as a terminal would deliver it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
