@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,9 +14,35 @@ from typing import Any
 import httpx
 import pytest
 
+import synthrank
 from synthrank.records import Passage, RunLayout, write_jsonl_atomic
 
 SERVER_SCRIPT = Path(__file__).with_name("llm_fake_server.py")
+
+
+def cli(
+    args: list[str], env: dict[str, str] | None = None, stderr: Path | None = None, debug: bool = False
+) -> subprocess.Popen[str]:
+    """The real `synthrank` CLI in a subprocess; `stderr`: a file to write it to, which a test can
+    poll; `debug`: debug logging on."""
+    source = str(Path(synthrank.__file__).parents[1])
+    full_env = {
+        **os.environ,
+        **(env or {}),
+        "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")]),
+    }
+    logging = "import logging; logging.basicConfig(level=logging.DEBUG); " if debug else ""
+    return subprocess.Popen(
+        [sys.executable, "-c", f"{logging}from synthrank.cli import main; main()", *args],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE if stderr is None else stderr.open("w"),
+        text=True,
+        # a test suite started in the background (`cmd &` in a script) ignores SIGINT, and children
+        # inherit that: the Ctrl-C tests need the child to get it as a terminal would deliver it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
 
 PASSAGES = [
     Passage(

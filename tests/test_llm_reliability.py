@@ -19,6 +19,7 @@ import synthrank
 from llm_support import (  # noqa: F401
     PASSAGES,
     FakeServer,
+    cli,
     fake_server_fixture,
     fake_server_process_fixture,
     make_run,
@@ -49,29 +50,6 @@ def many_passages(n: int) -> list[Passage]:
     return [
         Passage(f"m{i}", f"dm{i}", f"{PASSAGES[i % 5].text} Record {i} covers variant{i}.") for i in range(n)
     ]
-
-
-def cli(
-    args: list[str], env: dict[str, str] | None = None, stderr: Path | None = None
-) -> subprocess.Popen[str]:
-    """`synthrank ARGS` in a subprocess; `stderr`: a file to write it to, which a test can poll."""
-    source = str(Path(synthrank.__file__).parents[1])
-    full_env = {
-        **os.environ,
-        **(env or {}),
-        "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")]),
-    }
-    code = "from synthrank.cli import main; main()"
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE if stderr is None else stderr.open("w"),
-        text=True,
-        # a test suite started in the background (`cmd &` in a script) ignores SIGINT, and children
-        # inherit that: the Ctrl-C tests need the child to get it as a terminal would deliver it
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
 
 
 def generate_args(layout: RunLayout, server: FakeServer, *extra: str) -> list[str]:
