@@ -100,6 +100,7 @@ def _passages_on_disk(config: PipelineConfig) -> tuple[int, str] | None:
     """(training passages a small plain-text corpus can give at most, its size), or None when its
     size on disk says nothing (compressed or binary formats), it is large, or it cannot be read."""
     from synthrank.corpus.ingest import resolve_format
+    from synthrank.corpus.readers import text_files
     from synthrank.errors import SynthrankError
 
     path, corpus = config.corpus.path, config.corpus
@@ -108,7 +109,7 @@ def _passages_on_disk(config: PipelineConfig) -> tuple[int, str] | None:
         if fmt in ("jsonl", "csv", "tsv"):
             files = [path]
         elif fmt == "text":
-            files = [f for f in path.rglob("*") if f.suffix.lower() in (".txt", ".md") and f.is_file()]
+            files = text_files(path)
         elif fmt == "beir":
             files = [path / "corpus.jsonl"]
         else:

@@ -191,9 +191,14 @@ def read_parquet(path: Path, names: FieldNames, batch_size: int = 4096) -> Itera
             yield _document(row, names, path, row_number)
 
 
+def text_files(folder: Path) -> list[Path]:
+    """The .txt/.md files under `folder`, in a stable order: the documents of a text-folder corpus."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+
+
 def read_text_folder(folder: Path) -> Iterator[Record]:
     """Each .txt/.md file is one document; its id is the path relative to the folder."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+    files = text_files(folder)
     if not files:
         raise InputFormatError(folder, None, "no .txt or .md files in the folder")
     for file in files:
