@@ -15,16 +15,18 @@ from synthrank.mining import MineConfig, in_dev
 from synthrank.records import Passage, Query, RunLayout, read_jsonl
 from synthrank.retrieval import EmbedConfig, RetrieveConfig, run_retrieve
 from synthrank.training.distill import (
-    MARKER,
+    FROM_DISTILL,
+    RECIPE_DEFAULTS,
     DistillConfig,
     build_lists,
     cut_sentence,
     is_trained_reranker,
     run_distill,
-    warm_start_for,
+    student_config,
 )
 from synthrank.training.losses import listwise_kl
 from synthrank.training.trainer import TrainConfig, run_train
+from synthrank.training.warm_start import MARKER, warm_start_for
 from test_training import tiny_config
 from test_training_support import tiny_model, tiny_run
 
@@ -122,6 +124,66 @@ def test_distill_trains_a_warm_start_that_train_starts_from(run: RunLayout, tiny
     off = run_distill(run, DistillConfig(enabled="off"), train, EmbedConfig(), MINE)
     assert off["warm_start"] == "skipped" and warm_start_for(run, str(tiny)) is None
     assert json.loads((run.warm_start / MARKER).read_text())["enabled"] is False
+
+
+def test_the_student_takes_every_train_option_it_does_not_set(tmp_path: Path) -> None:
+    """[distill]'s options, the recipe at TrainConfig's defaults, and [train]'s own for all the rest
+    (the start model, the machine, dev), so a new TrainConfig field reaches the warm start too."""
+    import dataclasses
+
+    defaults = TrainConfig()
+    changed = {
+        f.name: (not getattr(defaults, f.name)) if isinstance(getattr(defaults, f.name), bool) else None
+        for f in dataclasses.fields(TrainConfig)
+    }
+    changed.update(
+        model="some/model",
+        loss="bce",
+        group_size=5,
+        batch_size=3,
+        grad_accumulation=2,
+        epochs=4,
+        max_steps=9,
+        learning_rate=3e-5,
+        head_learning_rate=1e-4,
+        weight_decay=0.2,
+        warmup_ratio=0.3,
+        max_grad_norm=2.0,
+        max_length=300,
+        max_query_tokens=100,
+        random_negative_share=0.5,
+        too_few_negatives="drop",
+        negatives="random",
+        positives="source",
+        seed=7,
+        precision="bf16",
+        device="cpu",
+        cpu_threads=3,
+        checkpoint_every=11,
+        keep_checkpoints=5,
+        eval_every=6,
+        early_stopping_patience=2,
+        dev_top_k=12,
+        dev_max_queries=50,
+        dev_min_queries=10,
+        output="elsewhere",
+        distill_weight=0.5,
+        distill_temperature=0.1,
+    )
+    assert None not in changed.values(), "give the new TrainConfig field a value here"
+    train = TrainConfig(**changed)
+    assert all(getattr(train, name) != getattr(defaults, name) for name in changed)
+    student = student_config(train, SMALL, tmp_path / "warm")
+    set_here = {"group_size", "max_query_tokens", "early_stopping_patience", "output"}
+    assert (student.group_size, student.max_query_tokens) == (SMALL.list_size, SMALL.max_length - 1)
+    assert (student.early_stopping_patience, student.output) == (0, str(tmp_path / "warm"))
+    for name in changed:
+        if name in FROM_DISTILL:
+            assert getattr(student, name) == getattr(SMALL, name), name
+        elif name in RECIPE_DEFAULTS:
+            assert getattr(student, name) == getattr(defaults, name), name
+        elif name not in set_here:
+            assert getattr(student, name) == getattr(train, name), name
 
 
 def test_auto_skips_the_warm_start_for_a_trained_reranker(run: RunLayout, tiny: Path) -> None:

@@ -47,6 +47,37 @@ def package_graph() -> dict[str, set[str]]:
     return graph
 
 
+def _module_of(name: str) -> str | None:
+    """The module that `import name` / `from x import y` (name = "x.y") runs: the longest prefix of
+    `name` that is a module or subpackage of synthrank (None for the package itself or outside it)."""
+    parts = name.split(".")
+    if parts[0] != "synthrank":
+        return None
+    for end in range(len(parts), 1, -1):
+        path = PACKAGE.joinpath(*parts[1:end])
+        if path.with_suffix(".py").is_file() or (path / "__init__.py").is_file():
+            return ".".join(parts[:end])
+    return None
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Module -> the modules it imports, lazy (function-level) imports included."""
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        module = ".".join(("synthrank", *path.relative_to(PACKAGE).with_suffix("").parts))
+        module = module.removesuffix(".__init__")
+        for node in _runtime_imports(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                names = [a.name for a in node.names]
+            for name in names:
+                target = _module_of(name)
+                if target is not None and target != module:
+                    graph.setdefault(module, set()).add(target)
+    return graph
+
+
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     state: dict[str, int] = {}  # 1 on the current path, 2 done
 
@@ -70,6 +101,15 @@ def test_no_import_cycle_between_subpackages() -> None:
     graph = package_graph()
     assert "synthrank.scoring" in graph.get("synthrank.training", set())
     assert "synthrank.scoring" in graph.get("synthrank.evaluation", set())
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+def test_no_import_cycle_between_modules() -> None:
+    """Not even through a function-level import (as `training.distill` <-> `training.trainer` had):
+    the warm-start marker both need lives in `training.warm_start`."""
+    graph = module_graph()
+    assert "synthrank.training.warm_start" in graph["synthrank.training.trainer"]
+    assert "synthrank.training.trainer" in graph["synthrank.training.distill"]  # the lazy import is seen
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -34,6 +36,66 @@ def run_folder_argument(func: Callable[..., Any]) -> Callable[..., Any]:
     path = click.Path(file_okay=False, path_type=Path)
     wrapper = click.argument("run_arg", metavar="[RUN]", required=False, type=path)(wrapper)
     return click.option("--run", "run_opt", type=path, help="Run folder (instead of RUN).")(wrapper)
+
+
+def default_of(config: type[Any], name: str) -> Any:
+    """The default of field `name` of the config dataclass `config` (its factory's value for a list)."""
+    for f in dataclasses.fields(config):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            raise TypeError(f"{config.__name__}.{name} has no default")
+    raise TypeError(f"{config.__name__} has no field {name!r}")
+
+
+def config_class(path: str) -> type[Any]:
+    """The class named by "module:Class" (imported on demand)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+class ConfigOption(click.Option):
+    """An option whose default is a config dataclass field's, so the two cannot drift apart.
+
+    The class is named as "module:Class" and imported only when the default is needed (`--help` or a
+    call of this command): the stage modules import numpy or torch, which `synthrank status` must not
+    pay for. `field` defaults to the option's name. With `from_config`, an option not given is None
+    (the command takes it from the run's config.json, else the dataclass) and `--help` shows the
+    dataclass default.
+    """
+
+    def __init__(
+        self, *decls: Any, config: str, field: str | None = None, from_config: bool = False, **attrs: Any
+    ) -> None:
+        if "default" in attrs:
+            raise TypeError("a ConfigOption takes its default from the config dataclass")
+        attrs.setdefault("show_default", True)
+        super().__init__(*decls, **attrs)
+        self.config = config
+        self.field = field or self.name or ""
+        self.from_config = from_config
+        self._in_help = False
+
+    def config_default(self) -> Any:
+        value = default_of(config_class(self.config), self.field)
+        return tuple(value) if self.multiple and value is not None else value
+
+    def get_default(self, ctx: click.Context, call: bool = True) -> Any:
+        return None if self.from_config and not self._in_help else self.config_default()
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self._in_help = True  # Click writes "[default: ...]" from get_default
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self._in_help = False
+
+
+def config_option(config: str, *decls: str, **attrs: Any) -> Callable[[Callable[..., Any]], Any]:
+    """`click.option` with its default from `config` ("module:Class"): see `ConfigOption`."""
+    return click.option(*decls, cls=ConfigOption, config=config, **attrs)
 
 
 class BadInputError(click.ClickException):

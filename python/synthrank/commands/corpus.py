@@ -8,12 +8,20 @@ from typing import Any
 
 import click
 
-from synthrank.commands.common import RUN_OPTION, stage_command
+from synthrank.commands.common import RUN_OPTION, config_option, stage_command
 from synthrank.records import RunLayout
 
-SEED_OPTION = click.option(
-    "--seed", default=0, show_default=True, type=int, help="Seed of every random choice."
-)
+# the config dataclass of each stage, whose defaults are the options' defaults
+INGEST = "synthrank.corpus:IngestConfig"
+SAMPLE = "synthrank.sample:SampleConfig"
+EMBED = "synthrank.retrieval:EmbedConfig"
+INDEX = "synthrank.retrieval:IndexConfig"
+RETRIEVE = "synthrank.retrieval:RetrieveConfig"
+MINE = "synthrank.mining:MineConfig"
+
+
+def seed_option(config: str) -> Callable[[Callable[..., Any]], Any]:
+    return config_option(config, "--seed", type=int, help="Seed of every random choice.")
 
 
 @click.command(
@@ -23,31 +31,23 @@ SEED_OPTION = click.option(
 )
 @click.argument("source", type=click.Path(path_type=Path))
 @RUN_OPTION
-@click.option(
+@config_option(
+    INGEST,
     "--format",
     "fmt",
-    default="auto",
-    show_default=True,
+    field="format",
     type=click.Choice(["auto", "jsonl", "csv", "tsv", "parquet", "text", "beir", "medquad"]),
 )
-@click.option("--id-field", default="id", show_default=True)
-@click.option("--text-field", default="text", show_default=True)
-@click.option("--title-field", default="title", show_default=True)
+@config_option(INGEST, "--id-field")
+@config_option(INGEST, "--text-field")
+@config_option(INGEST, "--title-field")
 @click.option("--meta-field", "meta_fields", multiple=True, help="Extra field kept in meta (repeatable).")
-@click.option("--tokenizer", default=None, help="Reranker whose tokens budget passages (default MiniLM).")
-@click.option(
-    "--max-length", default=320, show_default=True, type=click.IntRange(min=16), help="Reranker max_length."
-)
-@click.option("--query-budget", default=64, show_default=True, type=click.IntRange(min=0))
-@click.option(
-    "--overlap", default=32, show_default=True, type=click.IntRange(min=0), help="Tokens shared by chunks."
-)
-@click.option(
-    "--near-dup-threshold", default=0.8, show_default=True, type=click.FloatRange(0, 1, min_open=True)
-)
-@click.option(
-    "--heldout-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 1, max_open=True)
-)
+@config_option(INGEST, "--tokenizer", help="Reranker whose tokens budget passages.")
+@config_option(INGEST, "--max-length", type=click.IntRange(min=16), help="Reranker max_length.")
+@config_option(INGEST, "--query-budget", type=click.IntRange(min=0))
+@config_option(INGEST, "--overlap", type=click.IntRange(min=0), help="Tokens shared by chunks.")
+@config_option(INGEST, "--near-dup-threshold", type=click.FloatRange(0, 1, min_open=True))
+@config_option(INGEST, "--heldout-fraction", type=click.FloatRange(0, 1, max_open=True))
 @click.option(
     "--heldout-group",
     default=None,
@@ -58,29 +58,29 @@ SEED_OPTION = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="File of document ids (one per line) never used for generation, mining or training.",
 )
-@click.option("--on-error", default="raise", show_default=True, type=click.Choice(["raise", "skip"]))
-@SEED_OPTION
+@config_option(INGEST, "--on-error", type=click.Choice(["raise", "skip"]))
+@seed_option(INGEST)
 @stage_command
 def ingest(source: Path, run_dir: Path, fmt: str, **kw: Any) -> dict[str, Any]:
     """Read a corpus (JSONL, CSV/TSV, Parquet, .txt/.md folder, BEIR, MedQuAD); chunk, dedupe, split."""
     from synthrank.corpus import IngestConfig, run_ingest
-    from synthrank.models import DEFAULT_RERANKER_START
 
     kw["meta_fields"] = tuple(kw["meta_fields"])
-    kw["tokenizer"] = kw["tokenizer"] or DEFAULT_RERANKER_START
+    if not kw["tokenizer"]:
+        del kw["tokenizer"]  # `--tokenizer ""`: the default
     return run_ingest(RunLayout(run_dir), IngestConfig(format=fmt, **kw), source)  # type: ignore[arg-type]
 
 
 @click.command(epilog="Example:\n\n\b\n  synthrank sample --run runs/med -n 2000 --stratify-by qtype")
 @RUN_OPTION
-@click.option("-n", "--num-passages", default=1000, show_default=True, type=click.IntRange(min=1))
+@config_option(SAMPLE, "-n", "--num-passages", type=click.IntRange(min=1))
 @click.option("--stratify-by", default=None, help="Meta key for equal quotas per value (default: uniform).")
-@click.option("--min-tokens", default=16, show_default=True, type=click.IntRange(min=0))
+@config_option(SAMPLE, "--min-tokens", type=click.IntRange(min=0))
 @click.option("--max-tokens", default=None, type=click.IntRange(min=1))
 @click.option(
     "--all-near-duplicates", is_flag=True, help="Allow several passages of one near-duplicate cluster."
 )
-@SEED_OPTION
+@seed_option(SAMPLE)
 @stage_command
 def sample(run_dir: Path, stratify_by: str | None, all_near_duplicates: bool, **kw: Any) -> dict[str, Any]:
     """Pick the passages the LLM writes queries for (never held-out or excluded documents)."""
@@ -97,14 +97,14 @@ def sample(run_dir: Path, stratify_by: str | None, all_near_duplicates: bool, **
 
 def embed_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--model", default=None, help="sentence-transformers model: hub name or local path."),
-        click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1)),
+        config_option(EMBED, "--model", help="sentence-transformers model: hub name or local path."),
+        config_option(EMBED, "--batch-size", type=click.IntRange(min=1)),
         click.option(
             "--device", "devices", multiple=True, help="cpu, cuda, cuda:1 ...; repeat for a multi-GPU pool."
         ),
         click.option("--no-fp16", is_flag=True, help="Keep float32 on GPU."),
-        click.option("--query-prompt", default="", help='Prefix for queries, e.g. "query: " for E5.'),
-        click.option("--passage-prompt", default="", help='Prefix for passages, e.g. "passage: ".'),
+        config_option(EMBED, "--query-prompt", help='Prefix for queries, e.g. "query: " for E5.'),
+        config_option(EMBED, "--passage-prompt", help='Prefix for passages, e.g. "passage: ".'),
     ]
     for option in reversed(options):
         command = option(command)
@@ -112,12 +112,11 @@ def embed_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def build_embed_config(kw: dict[str, Any]) -> Any:
-    from synthrank.models import DEFAULT_EMBEDDER
     from synthrank.retrieval import EmbedConfig
 
     devices = tuple(kw.pop("devices"))
     return EmbedConfig(
-        model=kw.pop("model") or DEFAULT_EMBEDDER,
+        model=kw.pop("model") or EmbedConfig.model,
         batch_size=kw.pop("batch_size"),
         device=devices[0] if len(devices) == 1 else None,
         devices=devices if len(devices) > 1 else (),
@@ -129,14 +128,12 @@ def build_embed_config(kw: dict[str, Any]) -> Any:
 
 def index_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--metric", default="cos", show_default=True, type=click.Choice(["cos", "ip", "l2sq"])),
-        click.option("--dtype", default="f32", show_default=True, type=click.Choice(["f32", "f16", "i8"])),
-        click.option("--connectivity", default=16, show_default=True, type=click.IntRange(min=2)),
-        click.option("--expansion-add", default=128, show_default=True, type=click.IntRange(min=1)),
-        click.option("--expansion-search", default=128, show_default=True, type=click.IntRange(min=1)),
-        click.option(
-            "--threads", default=0, show_default=True, type=click.IntRange(min=0), help="0 = all cores."
-        ),
+        config_option(INDEX, "--metric", type=click.Choice(["cos", "ip", "l2sq"])),
+        config_option(INDEX, "--dtype", type=click.Choice(["f32", "f16", "i8"])),
+        config_option(INDEX, "--connectivity", type=click.IntRange(min=2)),
+        config_option(INDEX, "--expansion-add", type=click.IntRange(min=1)),
+        config_option(INDEX, "--expansion-search", type=click.IntRange(min=1)),
+        config_option(INDEX, "--threads", type=click.IntRange(min=0), help="0 = all cores."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -174,15 +171,15 @@ def index(run_dir: Path, **kw: Any) -> dict[str, Any]:
 
 @click.command(epilog="Example:\n\n\b\n  synthrank retrieve --run runs/med -k 100 --dtype f16")
 @RUN_OPTION
-@click.option("-k", default=100, show_default=True, type=click.IntRange(min=1), help="Candidates per query.")
+@config_option(RETRIEVE, "-k", type=click.IntRange(min=1), help="Candidates per query.")
 @click.option(
     "--exact/--ann", default=None, help="Force exact or ANN search (default: exact for small corpora)."
 )
-@click.option("--exact-below", default=20_000, show_default=True, type=click.IntRange(min=0))
-@click.option("--recall-sample", default=200, show_default=True, type=click.IntRange(min=0))
+@config_option(RETRIEVE, "--exact-below", type=click.IntRange(min=0))
+@config_option(RETRIEVE, "--recall-sample", type=click.IntRange(min=0))
 @embed_options
 @index_options
-@SEED_OPTION
+@seed_option(RETRIEVE)
 @stage_command
 def retrieve(
     run_dir: Path, k: int, exact: bool | None, exact_below: int, recall_sample: int, seed: int, **kw: Any
@@ -210,34 +207,34 @@ def retrieve(
     "  synthrank mine --run runs/med --num-negatives 7 --relative-margin 0.05 --allow-unjudged"
 )
 @RUN_OPTION
-@click.option("--positive-min-grade", default=2, show_default=True, type=click.IntRange(1, 3))
-@click.option(
+@config_option(MINE, "--positive-min-grade", type=click.IntRange(1, 3))
+@config_option(
+    MINE,
     "--negative-max-grade",
-    default=0,
-    show_default=True,
     type=click.IntRange(0, 2),
     help="Highest grade a negative may have (1 also takes on-topic passages that do not answer).",
 )
-@click.option("--max-positives", default=3, show_default=True, type=click.IntRange(min=1))
-@click.option("--num-negatives", default=7, show_default=True, type=click.IntRange(min=1))
+@config_option(MINE, "--max-positives", type=click.IntRange(min=1))
+@config_option(MINE, "--num-negatives", type=click.IntRange(min=1))
 @click.option("--min-negatives", default=None, type=click.IntRange(min=0), help="Default: --num-negatives.")
-@click.option("--range-min", default=0, show_default=True, type=click.IntRange(min=0))
+@config_option(MINE, "--range-min", type=click.IntRange(min=0))
 @click.option("--range-max", default=None, type=click.IntRange(min=1))
 @click.option("--absolute-margin", default=None, type=float)
 @click.option("--relative-margin", default=None, type=click.FloatRange(0, 1, max_open=True))
 @click.option("--max-score", default=None, type=float)
-@click.option("--sampling", default="top", show_default=True, type=click.Choice(["top", "random"]))
-@click.option("--allow-unjudged", is_flag=True, help="Use unjudged candidates as (flagged) easier negatives.")
-@click.option("--dev-fraction", default=0.05, show_default=True, type=click.FloatRange(0, 1, max_open=True))
+@config_option(MINE, "--sampling", type=click.Choice(["top", "random"]))
+@config_option(
+    MINE, "--allow-unjudged", is_flag=True, help="Use unjudged candidates as (flagged) easier negatives."
+)
+@config_option(MINE, "--dev-fraction", type=click.FloatRange(0, 1, max_open=True))
 @click.option("--backend", default=None, type=click.Choice(["native", "python"]))
-@click.option(
+@config_option(
+    MINE,
     "--adapt",
-    default="auto",
-    show_default=True,
     type=click.Choice(["auto", "off"]),
     help="auto: the weak-judge recipe when the judge (almost) never grades <= --negative-max-grade.",
 )
-@SEED_OPTION
+@seed_option(MINE)
 @stage_command
 def mine(run_dir: Path, **kw: Any) -> dict[str, Any]:
     """Positives and hard negatives from the judge's grades -> training groups, HF dataset, dev set."""

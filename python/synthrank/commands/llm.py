@@ -10,9 +10,40 @@ from typing import Any
 
 import click
 
-from synthrank.commands.common import RUN_OPTION, BadInputError, stage_command
+from synthrank.commands.common import RUN_OPTION, BadInputError, config_option, stage_command
 from synthrank.errors import SynthrankError
 from synthrank.records import RunLayout
+
+# the config dataclasses whose defaults are the options' defaults
+LLM = "synthrank.llm.config:LLMConfig"
+GENERATE = "synthrank.llm.generate:GenerateConfig"
+FILTER = "synthrank.llm.query_filter:FilterConfig"
+JUDGE = "synthrank.llm.judge:JudgeConfig"
+SERVER = "synthrank.llm.local_server:ServerOptions"
+
+# option name -> LLMConfig field, for the options of `llm_options`
+LLM_FIELDS = {
+    "base_urls": "base_urls",
+    "model": "model",
+    "concurrency": "concurrency",
+    "rpm": "rpm",
+    "tpm": "tpm",
+    "timeout": "timeout",
+    "retries": "retries",
+    "interrupt_grace": "interrupt_grace_s",
+    "price_prompt": "price_prompt",
+    "price_completion": "price_completion",
+    "max_cost": "max_cost",
+    "cache_path": "cache",
+    "refresh": "refresh",
+    "offline": "offline",
+}
+
+
+def _apply(options: list[Callable[..., Any]], command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def llm_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -26,34 +57,28 @@ def llm_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "Default: $SYNTHRANK_LLM_BASE_URL or $OPENAI_BASE_URL. The key comes from "
             "$SYNTHRANK_LLM_API_KEY or $OPENAI_API_KEY only.",
         ),
-        click.option(
-            "--model", default="", help="Model name sent to the server (default $SYNTHRANK_LLM_MODEL)."
+        config_option(
+            LLM,
+            "--model",
+            show_default=False,
+            help="Model name sent to the server (default $SYNTHRANK_LLM_MODEL).",
         ),
-        click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1)),
+        config_option(LLM, "--concurrency", type=click.IntRange(min=1)),
         click.option("--rpm", type=click.FloatRange(min=0, min_open=True), help="Requests per minute limit."),
         click.option("--tpm", type=click.FloatRange(min=0, min_open=True), help="Tokens per minute limit."),
-        click.option(
-            "--timeout", default=120.0, show_default=True, type=click.FloatRange(min=0, min_open=True)
-        ),
-        click.option("--retries", default=6, show_default=True, type=click.IntRange(min=0)),
-        click.option(
+        config_option(LLM, "--timeout", type=click.FloatRange(min=0, min_open=True)),
+        config_option(LLM, "--retries", type=click.IntRange(min=0)),
+        config_option(
+            LLM,
             "--interrupt-grace",
-            default=2.0,
-            show_default=True,
+            field="interrupt_grace_s",
             type=click.FloatRange(min=0),
             help="After Ctrl-C, seconds the calls in flight get to arrive and be cached (again: at once).",
         ),
-        click.option(
-            "--price-prompt",
-            default=0.0,
-            show_default=True,
-            type=click.FloatRange(min=0),
-            help="Cost per 1M prompt tokens.",
-        ),
-        click.option(
+        config_option(LLM, "--price-prompt", type=click.FloatRange(min=0), help="Cost per 1M prompt tokens."),
+        config_option(
+            LLM,
             "--price-completion",
-            default=0.0,
-            show_default=True,
             type=click.FloatRange(min=0),
             help="Cost per 1M completion tokens.",
         ),
@@ -69,33 +94,45 @@ def llm_options(command: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Path(dir_okay=False, path_type=Path),
             help="Request cache file (default RUN/llm_cache.sqlite); share one between runs.",
         ),
-        click.option("--refresh", is_flag=True, help="Ignore cached answers (new answers replace them)."),
-        click.option("--offline", is_flag=True, help="Answer only from the cache; a miss fails that call."),
+        config_option(
+            LLM, "--refresh", is_flag=True, help="Ignore cached answers (new answers replace them)."
+        ),
+        config_option(
+            LLM, "--offline", is_flag=True, help="Answer only from the cache; a miss fails that call."
+        ),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _apply(options, command)
 
 
 def build_llm_config(kw: dict[str, Any]) -> Any:
+    """The `LLMConfig` of the `llm_options` in `kw` (taken out of it)."""
     from synthrank.llm.config import LLMConfig
 
-    return LLMConfig(
-        base_urls=list(kw.pop("base_urls")),
-        model=kw.pop("model"),
-        concurrency=kw.pop("concurrency"),
-        rpm=kw.pop("rpm"),
-        tpm=kw.pop("tpm"),
-        timeout=kw.pop("timeout"),
-        retries=kw.pop("retries"),
-        interrupt_grace_s=kw.pop("interrupt_grace"),
-        price_prompt=kw.pop("price_prompt"),
-        price_completion=kw.pop("price_completion"),
-        max_cost=kw.pop("max_cost"),
-        cache=kw.pop("cache_path"),
-        refresh=kw.pop("refresh"),
-        offline=kw.pop("offline"),
-    )
+    values = {field: kw.pop(option) for option, field in LLM_FIELDS.items()}
+    return LLMConfig(**{**values, "base_urls": list(values["base_urls"])})
+
+
+def prompt_options(config: str, *, few_shot: str, examples: str) -> Callable[..., Any]:
+    """The few-shot and template options of a prompted stage (generate, judge)."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        options = [
+            config_option(config, "--few-shot", type=click.IntRange(min=0), help=few_shot),
+            click.option(
+                "--examples",
+                "few_shot_file",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                help=examples,
+            ),
+            click.option(
+                "--prompts",
+                type=click.Path(exists=True, file_okay=False, path_type=Path),
+                help="Folder of prompt templates replacing the packaged ones.",
+            ),
+        ]
+        return _apply(options, command)
+
+    return decorate
 
 
 @click.command(
@@ -103,36 +140,23 @@ def build_llm_config(kw: dict[str, Any]) -> Any:
     "    --n-queries 3 --max-cost 5"
 )
 @RUN_OPTION
-@click.option(
-    "--n-queries", default=3, show_default=True, type=click.IntRange(min=1), help="Queries per passage."
-)
-@click.option(
+@config_option(GENERATE, "--n-queries", type=click.IntRange(min=1), help="Queries per passage.")
+@config_option(
+    GENERATE,
     "--keyword-ratio",
-    default=0.3,
-    show_default=True,
     type=click.FloatRange(0, 1),
     help="Share of keyword-style queries (the rest are natural questions).",
 )
-@click.option(
-    "--few-shot", default=3, show_default=True, type=click.IntRange(min=0), help="Few-shot examples."
+@prompt_options(
+    GENERATE,
+    few_shot="Few-shot examples.",
+    examples="Few-shot example JSONL (document, question[], keywords[]).",
 )
-@click.option(
-    "--examples",
-    "few_shot_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Few-shot example JSONL (document, question[], keywords[]).",
-)
-@click.option(
-    "--prompts",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder of prompt templates replacing the packaged ones.",
-)
-@click.option("--temperature", default=0.7, show_default=True, type=click.FloatRange(min=0))
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option(
+@config_option(GENERATE, "--temperature", type=click.FloatRange(min=0))
+@config_option(GENERATE, "--seed", type=int)
+@config_option(
+    GENERATE,
     "--one-call/--call-per-style",
-    default=False,
-    show_default=True,
     help="All queries of a passage in one request (styles mixed), or one request per style.",
 )
 @llm_options
@@ -149,25 +173,21 @@ def generate(run_dir: Path, **kw: Any) -> dict[str, Any]:
     "filter-queries", epilog="Example:\n\n\b\n  synthrank filter-queries --run runs/med --max-words 40"
 )
 @RUN_OPTION
-@click.option("--min-words", default=3, show_default=True, type=click.IntRange(min=1))
-@click.option("--max-words", default=64, show_default=True, type=click.IntRange(min=1))
-@click.option(
+@config_option(FILTER, "--min-words", type=click.IntRange(min=1))
+@config_option(FILTER, "--max-words", type=click.IntRange(min=1))
+@config_option(
+    FILTER,
     "--copy-ngram",
-    default=4,
-    show_default=True,
     type=click.IntRange(min=1),
     help="Word n-gram length used to detect queries copied from the passage.",
 )
-@click.option(
+@config_option(
+    FILTER,
     "--copy-overlap",
-    default=0.8,
-    show_default=True,
     type=click.FloatRange(0, 1, min_open=True),
     help="Share of a query's words inside shared n-grams that marks it as copied.",
 )
-@click.option(
-    "--near-duplicate-threshold", default=0.8, show_default=True, type=click.FloatRange(0, 1, min_open=True)
-)
+@config_option(FILTER, "--near-duplicate-threshold", type=click.FloatRange(0, 1, min_open=True))
 @stage_command
 def filter_queries(run_dir: Path, **kw: Any) -> dict[str, Any]:
     """Drop empty, short, long, copied, badly formatted and duplicate queries: RUN/queries.jsonl."""
@@ -178,45 +198,23 @@ def filter_queries(run_dir: Path, **kw: Any) -> dict[str, Any]:
 
 @click.command(epilog="Example:\n\n\b\n  synthrank judge --run runs/med --top-m 20 --max-cost 5")
 @RUN_OPTION
-@click.option(
+@config_option(
+    JUDGE,
     "--top-m",
-    default=20,
-    show_default=True,
     type=click.IntRange(min=0),
     help="Candidates judged per query besides its source passage.",
 )
-@click.option(
-    "--logprobs/--no-logprobs",
-    default=True,
-    show_default=True,
-    help="Ask for grade-token logprobs to record an expected grade.",
+@config_option(
+    JUDGE, "--logprobs/--no-logprobs", help="Ask for grade-token logprobs to record an expected grade."
 )
-@click.option("--few-shot", default=4, show_default=True, type=click.IntRange(min=0), help="Graded examples.")
-@click.option(
-    "--examples",
-    "few_shot_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Graded example JSONL (query, passage, grade).",
-)
-@click.option(
-    "--prompts",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder of prompt templates replacing the packaged ones.",
-)
-@click.option(
+@prompt_options(JUDGE, few_shot="Graded examples.", examples="Graded example JSONL (query, passage, grade).")
+@config_option(
+    JUDGE,
     "--mode",
     type=click.Choice(["pointwise", "listwise"]),
-    default="pointwise",
-    show_default=True,
     help="One call per pair, or one JSON-schema-constrained call per list of a query's passages.",
 )
-@click.option(
-    "--list-size",
-    default=10,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Passages per listwise call.",
-)
+@config_option(JUDGE, "--list-size", type=click.IntRange(min=1), help="Passages per listwise call.")
 @click.option(
     "--passage-max-tokens",
     type=click.IntRange(min=1),
@@ -227,8 +225,11 @@ def filter_queries(run_dir: Path, **kw: Any) -> dict[str, Any]:
     type=click.FloatRange(min=0),
     help="Leave unjudged the candidates whose cosine is this far below the source passage's.",
 )
-@click.option(
-    "--ambiguous-first", is_flag=True, help="Judge the pairs nearest the source passage's cosine first."
+@config_option(
+    JUDGE,
+    "--ambiguous-first",
+    is_flag=True,
+    help="Judge the pairs nearest the source passage's cosine first.",
 )
 @llm_options
 @stage_command
@@ -243,28 +244,22 @@ def judge(run_dir: Path, **kw: Any) -> dict[str, Any]:
 @click.command(
     "serve-llm", epilog="Example:\n\n\b\n  synthrank serve-llm --model qwen0.5b --port 8080 --threads 2"
 )
-@click.option(
+@config_option(
+    SERVER,
     "--model",
-    default="smollm2",
-    show_default=True,
     help="smollm2 (SmolLM2-135M, fast), qwen0.5b (Qwen2.5-Coder-0.5B) or a path to a .gguf file.",
 )
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option(
-    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0 = any free port."
-)
-@click.option("--threads", default=2, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "--ctx", default=4096, show_default=True, type=click.IntRange(min=256), help="Context size (tokens)."
-)
-@click.option(
+@config_option(SERVER, "--host")
+@config_option(SERVER, "--port", type=click.IntRange(0, 65535), help="0 = any free port.")
+@config_option(SERVER, "--threads", type=click.IntRange(min=1))
+@config_option(SERVER, "--ctx", type=click.IntRange(min=256), help="Context size (tokens).")
+@config_option(
+    SERVER,
     "--parallel",
-    default=1,
-    show_default=True,
     type=click.IntRange(min=1),
     help="Sequences decoded together; the context is split between them.",
 )
-@click.option("--verbose", is_flag=True, help="Show llama.cpp's log.")
+@config_option(SERVER, "--verbose", is_flag=True, help="Show llama.cpp's log.")
 def serve_llm(**kw: Any) -> None:
     """Start a local OpenAI-compatible LLM server (llama.cpp) in the foreground; Ctrl-C stops it."""
     from synthrank.llm.local_server import ServerOptions, free_port, start_server

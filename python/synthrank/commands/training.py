@@ -8,8 +8,27 @@ from typing import Any
 
 import click
 
-from synthrank.commands.common import BadInputError, report_outcome, run_folder_argument
+from synthrank.commands.common import BadInputError, config_option, report_outcome, run_folder_argument
 from synthrank.records import RunLayout
+
+DISTILL = "synthrank.training.distill:DistillConfig"
+TRAIN = "synthrank.training.trainer:TrainConfig"
+EVALUATE = "synthrank.evaluation.evaluator:EvalConfig"
+
+
+def distill_option(*decls: str, **attrs: Any) -> Any:
+    """An option of `distill`: None when not given (then the run's config decides)."""
+    return config_option(DISTILL, *decls, from_config=True, **attrs)
+
+
+def train_option(*decls: str, **attrs: Any) -> Any:
+    """An option of `train`: None when not given (then the run's config decides)."""
+    return config_option(TRAIN, *decls, from_config=True, **attrs)
+
+
+def evaluate_option(*decls: str, **attrs: Any) -> Any:
+    """An option of `evaluate`: None when not given (then EvalConfig decides)."""
+    return config_option(EVALUATE, *decls, from_config=True, **attrs)
 
 
 class FuseWeight(click.ParamType):
@@ -41,20 +60,20 @@ def _run_stage(stage: Any, *args: Any, lock: Path | None) -> None:
     "  synthrank distill --run runs/med --teacher path/to/a/cross-encoder"
 )
 @run_folder_argument
-@click.option(
+@distill_option(
     "--enabled", type=click.Choice(["auto", "on", "off"]), help="auto: on unless the start is a reranker."
 )
-@click.option("--teacher", help="Teacher model ('' = the run's bi-encoder and its embeddings).")
-@click.option("--pseudo-queries", type=int, help="Sentences cut from training passages. [default: 3000]")
-@click.option("--list-size", type=int, help="Candidates per query. [default: 8]")
-@click.option("--random-candidates", type=int, help="Of those, random passages. [default: 2]")
-@click.option("--temperature", type=float, help="Teacher softmax temperature. [default: 0.05]")
-@click.option("--batch-size", type=int, help="Queries per micro-batch. [default: 8]")
-@click.option("--epochs", type=int)
-@click.option("--max-steps", type=int)
-@click.option("--learning-rate", "--lr", "learning_rate", type=float, help="[default: 1e-4]")
-@click.option("--head-learning-rate", type=float, help="[default: 1e-3]")
-@click.option("--max-length", type=int, help="Tokens of query + passage. [default: 128]")
+@distill_option("--teacher", help="Teacher model ('' = the run's bi-encoder and its embeddings).")
+@distill_option("--pseudo-queries", type=int, help="Sentences cut from training passages.")
+@distill_option("--list-size", type=int, help="Candidates per query.")
+@distill_option("--random-candidates", type=int, help="Of those, random passages.")
+@distill_option("--temperature", type=float, help="Teacher softmax temperature.")
+@distill_option("--batch-size", type=int, help="Queries per micro-batch.")
+@distill_option("--epochs", type=int)
+@distill_option("--max-steps", type=int)
+@distill_option("--learning-rate", "--lr", "learning_rate", type=float)
+@distill_option("--head-learning-rate", type=float)
+@distill_option("--max-length", type=int, help="Tokens of query + passage.")
 def distill(run_dir: Path, **options: Any) -> None:
     """Warm start: teach the start model the bi-encoder's ranking (no LLM) into RUN/warm_start.
 
@@ -85,41 +104,39 @@ def distill(run_dir: Path, **options: Any) -> None:
     "  torchrun --nproc_per_node 4 $(which synthrank) train runs/med"
 )
 @run_folder_argument
-@click.option("--model", help="Start point: local path or hub name. [default: all-MiniLM-L6-v2 + new head]")
+@train_option("--model", help="Start point: local path or hub name (a bi-encoder gets a new relevance head).")
 @click.option("--output", type=click.Path(file_okay=False), help="Where the model goes. [default: RUN/model]")
-@click.option(
+@train_option(
     "--loss", type=click.Choice(["lce", "bce"]), help="lce: softmax over the group; bce: pointwise."
 )
-@click.option("--group-size", type=int, help="1 positive + N-1 negatives per query. [default: 8]")
-@click.option("--batch-size", type=int, help="Groups per device per micro-batch. [default: 16]")
-@click.option("--grad-accumulation", type=int)
-@click.option("--epochs", type=int)
-@click.option("--max-steps", type=int, help="Optimizer steps (0 = epochs x steps per epoch).")
-@click.option("--learning-rate", "--lr", "learning_rate", type=float, help="[default: 2e-5]")
-@click.option("--head-learning-rate", type=float, help="Learning rate of the new head (0 = --lr).")
-@click.option("--max-length", type=int, help="Tokens of query + passage. [default: 256]")
-@click.option("--max-query-tokens", type=int, help="Longer queries are cut to this. [default: 64]")
-@click.option("--negatives", type=click.Choice(["hard", "random"]))
-@click.option("--positives", type=click.Choice(["judged", "source"]))
-@click.option("--random-negative-share", type=float)
-@click.option("--too-few-negatives", type=click.Choice(["pad", "drop"]))
-@click.option(
+@train_option("--group-size", type=int, help="1 positive + N-1 negatives per query.")
+@train_option("--batch-size", type=int, help="Groups per device per micro-batch.")
+@train_option("--grad-accumulation", type=int)
+@train_option("--epochs", type=int)
+@train_option("--max-steps", type=int, help="Optimizer steps (0 = epochs x steps per epoch).")
+@train_option("--learning-rate", "--lr", "learning_rate", type=float)
+@train_option("--head-learning-rate", type=float, help="Learning rate of the new head (0 = --lr).")
+@train_option("--max-length", type=int, help="Tokens of query + passage.")
+@train_option("--max-query-tokens", type=int, help="Longer queries are cut to this.")
+@train_option("--negatives", type=click.Choice(["hard", "random"]))
+@train_option("--positives", type=click.Choice(["judged", "source"]))
+@train_option("--random-negative-share", type=float)
+@train_option("--too-few-negatives", type=click.Choice(["pad", "drop"]))
+@train_option(
     "--distill-weight",
     type=float,
     help="Add this x KL to the bi-encoder's scores of each group (0 = LCE only).",
 )
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]))
-@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model.")
-@click.option("--device", help="auto, cpu, cuda, cuda:1, mps.")
-@click.option("--cpu-threads", type=int, help="Torch threads on CPU (0 = cores / local processes).")
-@click.option("--checkpoint-every", type=int, help="Optimizer steps between checkpoints. [default: 200]")
-@click.option("--eval-every", type=int, help="Optimizer steps between dev evaluations (0 = per epoch).")
-@click.option("--early-stopping-patience", type=int)
-@click.option("--seed", type=int)
+@train_option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]))
+@train_option("--compile/--no-compile", "compile_", field="compile", help="torch.compile the model.")
+@train_option("--device", help="auto, cpu, cuda, cuda:1, mps.")
+@train_option("--cpu-threads", type=int, help="Torch threads on CPU (0 = cores / local processes).")
+@train_option("--checkpoint-every", type=int, help="Optimizer steps between checkpoints.")
+@train_option("--eval-every", type=int, help="Optimizer steps between dev evaluations (0 = per epoch).")
+@train_option("--early-stopping-patience", type=int)
+@train_option("--seed", type=int)
 @click.option("--no-resume", is_flag=True, help="Ignore existing checkpoints.")
-@click.option(
-    "--warm-start/--no-warm-start", default=None, help="Start from RUN/warm_start when distill made it."
-)
+@train_option("--warm-start/--no-warm-start", help="Start from RUN/warm_start when distill made it.")
 def train(run_dir: Path, no_resume: bool, compile_: bool | None, **options: Any) -> None:
     """Fine-tune a cross-encoder on RUN/train_groups.jsonl (best dev nDCG@10 kept) into RUN/model.
 
@@ -181,7 +198,7 @@ def train(run_dir: Path, no_resume: bool, compile_: bool | None, **options: Any)
     multiple=True,
     help="indomain, trec-dl-19 or a BEIR folder; repeat. [default: indomain]",
 )
-@click.option("--bi-encoder", help="Bi-encoder row (cosine rerank). [default: all-MiniLM-L6-v2]")
+@evaluate_option("--bi-encoder", help="Bi-encoder row (cosine rerank).")
 @click.option("--no-bi-encoder", is_flag=True, help="Leave the bi-encoder row out.")
 @click.option(
     "--fuse",
@@ -191,13 +208,13 @@ def train(run_dir: Path, no_resume: bool, compile_: bool | None, **options: Any)
     help="Also rank by W*z(cross-encoder) + (1-W)*z(bi-encoder) per query; repeat for several W. "
     "auto: the W in 0, 0.1, ..., 1 best on the run's synthetic dev set (RUN/dev), one per model.",
 )
-@click.option("--top-k", type=int, help="First-stage candidates reranked per query. [default: 100]")
-@click.option("--max-length", type=int, help="Tokens of query + passage. [default: 512]")
-@click.option("--indomain-max-queries", type=int, help="Sample this many held-out questions (0 = all).")
-@click.option("--trec-dl-archive", type=click.Path(dir_okay=False), help="Path of trec-dl-19.tar.gz.")
+@evaluate_option("--top-k", type=int, help="First-stage candidates reranked per query.")
+@evaluate_option("--max-length", type=int, help="Tokens of query + passage.")
+@evaluate_option("--indomain-max-queries", type=int, help="Sample this many held-out questions (0 = all).")
+@evaluate_option("--trec-dl-archive", type=click.Path(dir_okay=False), help="Path of trec-dl-19.tar.gz.")
 @click.option("--output", type=click.Path(file_okay=False), help="Report folder. [default: RUN/eval]")
-@click.option("--device", help="auto, cpu, cuda, mps.")
-@click.option(
+@evaluate_option("--device", help="auto, cpu, cuda, mps.")
+@evaluate_option(
     "--precision",
     type=click.Choice(["auto", "bf16", "fp16", "fp32"]),
     help="auto: bf16 on GPU, fp32 on CPU; bf16 also speeds up CPUs with AVX512-BF16/AMX.",

@@ -17,18 +17,19 @@ the dev set still measures held-out queries.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from synthrank.errors import ConfigError, InputFormatError
 from synthrank.mining import MineConfig, in_dev
-from synthrank.records import Passage, Query, RunLayout, read_jsonl, write_text_atomic
+from synthrank.records import Passage, Query, RunLayout, read_jsonl
 from synthrank.retrieval import (
     EmbedConfig,
     exact_search,
@@ -37,10 +38,13 @@ from synthrank.retrieval import (
     load_model,
     trainable_rows,
 )
+from synthrank.training.warm_start import write_marker
+
+if TYPE_CHECKING:
+    from synthrank.training.trainer import TrainConfig
 
 log = logging.getLogger(__name__)
 
-MARKER = "warm_start.json"  # in the warm-start folder: what it started from, so train knows to use it
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -322,16 +326,60 @@ def _external_teacher(name: str, queries: list[str], texts: list[list[str]]) -> 
 # --- the stage -----------------------------------------------------------------------------------
 
 
+# The student's training options: these of [distill] (same names in TrainConfig) ...
+FROM_DISTILL = (
+    "batch_size",
+    "epochs",
+    "max_steps",
+    "learning_rate",
+    "head_learning_rate",
+    "max_length",
+    "seed",
+    "checkpoint_every",
+)
+# ... and TrainConfig's defaults for the recipe options that LCE on mined groups tunes in [train]; every
+# other option (the start model, the machine, how dev is measured, any new one) is [train]'s own.
+RECIPE_DEFAULTS = (
+    "loss",
+    "grad_accumulation",
+    "weight_decay",
+    "warmup_ratio",
+    "max_grad_norm",
+    "random_negative_share",
+    "too_few_negatives",
+    "negatives",
+    "positives",
+    "eval_every",
+    "warm_start",
+    "distill_weight",
+    "distill_temperature",
+)
+
+
+def student_config(train: TrainConfig, cfg: DistillConfig, folder: Path) -> TrainConfig:
+    """The TrainConfig of the warm start: [train] with the [distill] options and the recipe defaults."""
+    defaults = type(train)()
+    return dataclasses.replace(
+        train,
+        **{name: getattr(cfg, name) for name in FROM_DISTILL},
+        **{name: getattr(defaults, name) for name in RECIPE_DEFAULTS},
+        group_size=cfg.list_size,
+        max_query_tokens=min(train.max_query_tokens, cfg.max_length - 1),
+        early_stopping_patience=0,
+        output=str(folder),
+    )
+
+
 def run_distill(
-    layout: RunLayout, cfg: DistillConfig, train: Any, embed: EmbedConfig, mine: MineConfig
+    layout: RunLayout, cfg: DistillConfig, train: TrainConfig, embed: EmbedConfig, mine: MineConfig
 ) -> dict[str, Any]:
     """Train the warm start into RUN/warm_start (or record that it is off); returns counts."""
-    from synthrank.training.trainer import TrainConfig, Trainer
+    from synthrank.training.trainer import Trainer
 
     folder = layout.warm_start
     if not wanted(cfg, train.model):
         reason = "off" if cfg.enabled == "off" else f"{train.model} is already a trained reranker"
-        _write_marker(folder, {"enabled": False, "start_model": train.model, "reason": reason})
+        write_marker(folder, {"enabled": False, "start_model": train.model, "reason": reason})
         log.info("warm start skipped: %s", reason)
         return {"warm_start": "skipped", "reason": reason}
     lists = build_lists(layout, cfg, embed, mine)
@@ -342,33 +390,10 @@ def run_distill(
         cfg.list_size,
         lists.stats.teacher,
     )
-    student = TrainConfig(
-        model=train.model,
-        group_size=cfg.list_size,
-        batch_size=cfg.batch_size,
-        epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        learning_rate=cfg.learning_rate,
-        head_learning_rate=cfg.head_learning_rate,
-        max_length=cfg.max_length,
-        max_query_tokens=min(train.max_query_tokens, cfg.max_length - 1),
-        seed=cfg.seed,
-        precision=train.precision,
-        compile=train.compile,
-        device=train.device,
-        cpu_threads=train.cpu_threads,
-        checkpoint_every=cfg.checkpoint_every,
-        keep_checkpoints=train.keep_checkpoints,
-        early_stopping_patience=0,
-        dev_top_k=train.dev_top_k,
-        dev_max_queries=train.dev_max_queries,
-        dev_min_queries=train.dev_min_queries,
-        resume=train.resume,
-        output=str(folder),
-    )
+    student = student_config(train, cfg, folder)
     trainer = Trainer(layout, student, data=lists, loss=distill_loss(cfg.temperature))
     result = trainer.train()
-    _write_marker(folder, {"enabled": True, "start_model": train.model, "distill": asdict(cfg)})
+    write_marker(folder, {"enabled": True, "start_model": train.model, "distill": asdict(cfg)})
     return {
         "warm_start": "trained",
         **lists.stats.as_dict(),
@@ -383,18 +408,3 @@ def distill_loss(temperature: float) -> Any:
         return listwise_kl(logits, targets, temperature)
 
     return loss
-
-
-def _write_marker(folder: Path, data: dict[str, Any]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(folder / MARKER, json.dumps(data, indent=1) + "\n")
-
-
-def warm_start_for(layout: RunLayout, start_model: str) -> Path | None:
-    """The run's warm-start model when one was trained from `start_model`, else None."""
-    marker = layout.warm_start / MARKER
-    if not marker.is_file():
-        return None
-    data = json.loads(marker.read_text(encoding="utf-8"))
-    ok = data.get("enabled") and data.get("start_model") == start_model
-    return layout.warm_start if ok and (layout.warm_start / "config.json").is_file() else None

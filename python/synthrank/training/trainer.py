@@ -35,6 +35,7 @@ from synthrank.scoring import load_cross_encoder, rerank_with_cross_encoder
 from synthrank.training.data import GroupOptions, GroupSource, encode_pairs, load_groups, with_teacher
 from synthrank.training.losses import LOSSES, lce_with_kl
 from synthrank.training.model_card import finish_model_folder
+from synthrank.training.warm_start import warm_start_for
 
 log = logging.getLogger(__name__)
 
@@ -523,8 +524,6 @@ def run_train(
 
     With `warm_start`, a model the distill stage trained from `cfg.model` is the start point instead.
     """
-    from synthrank.training.distill import warm_start_for
-
     warm = warm_start_for(layout, cfg.model) if cfg.warm_start else None
     if warm is not None:
         log.info("starting from the warm start %s (distilled from %s)", warm, cfg.model)
