@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-from synthrank import chunking
+from synthrank import _backend, chunking
 from synthrank.errors import InvalidArgumentError, TokenizerError
 
 WORDY_TEXT = st.text(alphabet=st.sampled_from("ab é\u3000\n\t\u00a0.,—ﬁ🙂\u1680"), max_size=120)
@@ -113,3 +114,71 @@ def test_parity_on_long_real_documents(liveqa_answers: list[str], minilm_tokeniz
             chunking.chunk_words(docs, max_tokens=max_tokens, overlap=overlap, backend="native"),
             chunking.chunk_words(docs, max_tokens=max_tokens, overlap=overlap, backend="python"),
         )
+
+
+@pytest.mark.native
+def test_token_chunker_parses_once_and_matches_the_twin_batch_by_batch(
+    liveqa_answers: list[str], minilm_tokenizer: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    native_module = _backend.get("native")
+    real_chunker = native_module.Chunker
+    loads: list[str] = []
+
+    def counting_chunker(path: str) -> Any:
+        loads.append(path)
+        return real_chunker(path)
+
+    options: dict[str, Any] = {"max_tokens": 48, "overlap": 8, "window_chars": 1500}
+    python = chunking.TokenChunker(minilm_tokenizer, backend="python", **options)
+    monkeypatch.setattr(native_module, "Chunker", counting_chunker)
+    native = chunking.TokenChunker(minilm_tokenizer, backend="native", **options)
+    # batches as ingest sends them, the last with a document long enough to go slice by slice
+    batches = [liveqa_answers[i : i + 25] for i in range(0, 100, 25)]
+    batches.append([*liveqa_answers[100:103], "\n".join(liveqa_answers[103:113])])
+    for batch in batches:
+        assert chunks_equal(native(batch), python(batch))
+    assert loads == [str(minilm_tokenizer)]
+
+
+@pytest.mark.native
+def test_thread_count_does_not_change_token_chunks(liveqa_answers: list[str], minilm_tokenizer: Path) -> None:
+    docs = liveqa_answers[:120]
+    options: dict[str, Any] = {"tokenizer": minilm_tokenizer, "max_tokens": 64, "overlap": 16}
+    one, two, default = (chunking.chunk_tokens(docs, threads=t, **options) for t in (1, 2, None))
+    assert len(one) > len(docs) and chunks_equal(one, two) and chunks_equal(one, default)
+
+
+@pytest.mark.native
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through Linux /proc")
+def test_a_thread_count_starts_its_pool_once(liveqa_answers: list[str]) -> None:
+    def pool_threads() -> set[str]:
+        """Ids of the threads of the 3-thread pool (a new thread takes its name once it runs)."""
+        for _ in range(200):
+            tasks = Path("/proc/self/task").iterdir()
+            ids = {t.name for t in tasks if (t / "comm").read_text().startswith("synthrank-3-")}
+            if len(ids) == 3:
+                return ids
+            time.sleep(0.05)
+        raise AssertionError(f"expected 3 pool threads, found {len(ids)}")
+
+    chunking.chunk_words(liveqa_answers[:50], max_tokens=16, threads=3)
+    first = pool_threads()
+    for _ in range(5):
+        chunking.chunk_words(liveqa_answers[:50], max_tokens=16, threads=3)
+    assert pool_threads() == first  # the same threads: no pool was built again
+
+
+def test_token_chunker_names_a_bad_tokenizer_path(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model" / "tokenizer.json"
+    for backend in ("native", "python"):
+        with pytest.raises(TokenizerError, match="no-such-model"):
+            chunking.TokenChunker(missing, max_tokens=8, backend=backend)
+        with pytest.raises(TokenizerError, match=str(tmp_path)):
+            chunking.TokenChunker(tmp_path, max_tokens=8, backend=backend)  # a folder without one
+    corrupt = tmp_path / "tokenizer.json"
+    corrupt.write_text('{"model": ')
+    for backend in ("native", "python"):
+        with pytest.raises(TokenizerError, match=r"tokenizer\.json"):
+            chunking.TokenChunker(corrupt, max_tokens=8, backend=backend)
+    with pytest.raises(TokenizerError, match="no-such-model"):
+        _backend.get("native").Chunker(str(missing))  # the core checks too, past the Python checks

@@ -18,7 +18,7 @@ def same(left: chunking.Chunks, right: chunking.Chunks) -> None:
         np.testing.assert_array_equal(a, b, err_msg=name)
 
 
-# each slice is one native call, which loads the tokenizer: few slices keep this test fast
+# each slice is one native call: few slices keep this test fast
 @pytest.mark.parametrize(("window_chars", "overlap"), [(700, 0), (2500, 16)])
 def test_windowed_token_chunks_equal_whole_document_chunks(
     liveqa_answers: list[str], minilm_tokenizer: Path, window_chars: int, overlap: int

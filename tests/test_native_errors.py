@@ -40,11 +40,11 @@ def test_core_checks_windows_shingles_and_thresholds(native: ModuleType) -> None
 
 def test_core_checks_tokenizer_files(native: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(TokenizerError, match=r"missing\.json"):
-        native.chunk_tokens(["a"], str(tmp_path / "missing.json"), 8, 0)
+        native.Chunker(str(tmp_path / "missing.json"))
     corrupt = tmp_path / "tokenizer.json"
     corrupt.write_text("not json at all")
     with pytest.raises(TokenizerError, match=r"tokenizer\.json"):
-        native.chunk_tokens(["a"], str(corrupt), 8, 0)
+        native.Chunker(str(corrupt))
 
 
 def test_core_checks_negative_tables(native: ModuleType) -> None:

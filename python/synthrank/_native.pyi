@@ -1,16 +1,17 @@
 """Type stubs of the native core `synthrank._native` (Rust, PyO3). Use `synthrank._backend`, not this."""
 
 from collections.abc import Sequence
+from os import PathLike
 from typing import final
 
 import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "Chunker",
     "Reservoir",
     "build_profile",
     "char_shingles",
-    "chunk_tokens",
     "chunk_words",
     "exact_hashes",
     "fnv1a64",
@@ -35,9 +36,16 @@ def fnv1a64(texts: Sequence[str], threads: int | None = None) -> NDArray[np.uint
 def chunk_words(
     texts: Sequence[str], max_tokens: int, overlap: int, threads: int | None = None
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int32]]: ...
-def chunk_tokens(
-    texts: Sequence[str], tokenizer_path: str, max_tokens: int, overlap: int, threads: int | None = None
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int32]]: ...
+
+@final
+class Chunker:
+    """A `tokenizer.json` parsed once; `chunk` splits batches of texts into windows of its tokens."""
+
+    def __new__(cls, tokenizer_path: str | PathLike[str]) -> Chunker: ...
+    def chunk(
+        self, texts: Sequence[str], max_tokens: int, overlap: int, threads: int | None = None
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int32]]: ...
+
 def sample_uniform(
     n: int, k: int, seed: int, eligible: NDArray[np.bool_] | None = None
 ) -> NDArray[np.int64]: ...

@@ -3,11 +3,11 @@
 Windows hold up to `max_tokens` tokens and the next starts `overlap` tokens before the previous
 one's end; the window that reaches the end of a document is its last, and a document with no token
 yields no passage. `chunk_words` counts runs of non-white-space characters (Unicode White_Space);
-`chunk_tokens` counts a Hugging Face tokenizer's tokens, special tokens excluded, with the
-tokenizer's own truncation and padding switched off, and keeps windows on word boundaries (the
-tokenizer's word ids) so that every passage re-encodes to at most `max_tokens` tokens; only a single
-word longer than a window is cut inside. Offsets are character offsets into the original text:
-passage = text[start:end].
+`TokenChunker` (and `chunk_tokens`, its one-call form) counts a Hugging Face tokenizer's tokens,
+special tokens excluded, with the tokenizer's own truncation and padding switched off, and keeps
+windows on word boundaries (the tokenizer's word ids) so that every passage re-encodes to at most
+`max_tokens` tokens; only a single word longer than a window is cut inside. Offsets are character
+offsets into the original text: passage = text[start:end].
 
 A document longer than `window_chars` characters is chunked a slice at a time, so memory stays
 bounded (a tokenizer holds ~150 bytes per character of what it encodes at once), on one thread (a
@@ -50,13 +50,12 @@ class Chunks:
 
 
 # characters of one document chunked at once: ~55 MB of tokenizer memory over a 10 MB document on
-# one thread (measured; 1 << 18 took ~95 MB), and few enough native calls that loading the
-# tokenizer once per call stays small next to tokenizing
+# one thread (measured; 1 << 18 took ~95 MB)
 WINDOW_CHARS = 1 << 17
 _WHITE_SPACE = (" ", "\n", "\t", "\r", "\u3000", "\u00a0")
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-Chunker = Callable[[list[str], int | None], Arrays]  # (texts, threads) -> arrays
+ChunkBatch = Callable[[list[str], int | None], Arrays]  # (texts, threads) -> arrays
 
 
 def _cut(text: str, start: int, limit: int) -> int:
@@ -66,7 +65,7 @@ def _cut(text: str, start: int, limit: int) -> int:
     return cut if cut > low else limit
 
 
-def _chunk_long(text: str, chunk: Chunker, window_chars: int) -> Arrays:
+def _chunk_long(text: str, chunk: ChunkBatch, window_chars: int) -> Arrays:
     """Passages of one long document, chunked a slice of about `window_chars` characters at a time."""
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     start, size = 0, window_chars
@@ -88,7 +87,7 @@ def _chunk_long(text: str, chunk: Chunker, window_chars: int) -> Arrays:
 
 
 def _chunk_windowed(
-    items: list[str], chunk: Chunker, threads: int | None, window_chars: int | None
+    items: list[str], chunk: ChunkBatch, threads: int | None, window_chars: int | None
 ) -> Chunks:
     """`chunk` over all items at once, except documents over `window_chars`, which go slice by slice."""
     long = [i for i, text in enumerate(items) if window_chars is not None and len(text) > window_chars]
@@ -146,6 +145,38 @@ def chunk_words(
     return _chunk_windowed(items, chunk, n_threads, _window_chars(window_chars))
 
 
+class TokenChunker:
+    """Chunks batches of documents into windows of `max_tokens` tokens of one tokenizer.
+
+    The tokenizer (tokenizer.json or its folder) is parsed once, here, and reused by every call, so
+    a stage that chunks batch by batch builds one TokenChunker. `window_chars`: documents longer
+    than this are tokenized a slice at a time (None: whole).
+    """
+
+    def __init__(
+        self,
+        tokenizer: str | Path,
+        *,
+        max_tokens: int,
+        overlap: int = 0,
+        backend: str | None = None,
+        threads: int | None = None,
+        window_chars: int | None = WINDOW_CHARS,
+    ) -> None:
+        self._max_tokens, self._overlap = _window(max_tokens, overlap)
+        self._threads = _checks.threads(threads)
+        self._window_chars = _window_chars(window_chars)
+        path = str(tokenizer_file(tokenizer))
+        self._impl = _backend.guarded(_backend.get(backend).Chunker, path)
+
+    def __call__(self, texts: Sequence[str]) -> Chunks:
+        items = _checks.texts_list("texts", texts)
+        return _chunk_windowed(items, self._chunk, self._threads, self._window_chars)
+
+    def _chunk(self, batch: list[str], threads: int | None) -> Arrays:
+        return _backend.guarded(self._impl.chunk, batch, self._max_tokens, self._overlap, threads=threads)  # type: ignore[no-any-return]
+
+
 def chunk_tokens(
     texts: Sequence[str],
     *,
@@ -158,17 +189,19 @@ def chunk_tokens(
 ) -> Chunks:
     """Windows of `max_tokens` tokens of the tokenizer in `tokenizer` (tokenizer.json or its folder).
 
+    One call, one tokenizer load: to chunk many batches, build a `TokenChunker` once instead.
     `window_chars`: documents longer than this are tokenized a slice at a time (None: whole).
     """
     items = _checks.texts_list("texts", texts)
-    max_tokens, overlap = _window(max_tokens, overlap)
-    path = str(tokenizer_file(tokenizer))
-    n_threads = _checks.threads(threads)
-
-    def chunk(batch: list[str], threads: int | None) -> Arrays:
-        return _backend.call(backend, "chunk_tokens", batch, path, max_tokens, overlap, threads=threads)  # type: ignore[no-any-return]
-
-    return _chunk_windowed(items, chunk, n_threads, _window_chars(window_chars))
+    chunker = TokenChunker(
+        tokenizer,
+        max_tokens=max_tokens,
+        overlap=overlap,
+        backend=backend,
+        threads=threads,
+        window_chars=window_chars,
+    )
+    return chunker(items)
 
 
 def _window_chars(window_chars: int | None) -> int | None:

@@ -79,9 +79,7 @@ def minhash_signatures(
     return result
 
 
-def lsh_params(
-    threshold: float, num_perm: int, *, backend: str | None = None, threads: int | None = None
-) -> tuple[int, int]:
+def lsh_params(threshold: float, num_perm: int, *, backend: str | None = None) -> tuple[int, int]:
     """(bands, rows) with bands * rows <= num_perm minimising false positives + false negatives."""
     num_perm = _checks.integer("num_perm", num_perm, minimum=1, maximum=MAX_PERMUTATIONS)
     bands, rows = _backend.call(backend, "lsh_params", _threshold(threshold), num_perm)

@@ -30,7 +30,6 @@ def sample_uniform(
     seed: int,
     eligible: np.ndarray | None = None,
     backend: str | None = None,
-    threads: int | None = None,
 ) -> np.ndarray:
     """`k` of the eligible indices in [0, n) uniformly without replacement (all of them if fewer)."""
     n = _checks.integer("n", n, minimum=0)
@@ -48,7 +47,6 @@ def sample_stratified(
     seed: int,
     eligible: np.ndarray | None = None,
     backend: str | None = None,
-    threads: int | None = None,
 ) -> np.ndarray:
     """Up to quota indices per stratum (`strata[i]` is item i's stratum; a Mapping quota defaults to 0)."""
     strata_arr = _checks.array("strata", strata, np.int64, 1)
@@ -78,7 +76,6 @@ def length_mask(
     max_length: int | None = None,
     *,
     backend: str | None = None,
-    threads: int | None = None,
 ) -> np.ndarray:
     """True where min_length <= length <= max_length (a None bound is open)."""
     lengths_arr = _checks.array("lengths", lengths, np.int64, 1)

@@ -33,14 +33,14 @@ def word_tokens(
     return result
 
 
-def char_shingles(text: str, n: int, *, backend: str | None = None, threads: int | None = None) -> list[str]:
+def char_shingles(text: str, n: int, *, backend: str | None = None) -> list[str]:
     """Every run of `n` characters of the normalised tokens joined by spaces, in order."""
     (item,) = _checks.texts_list("text", [text])
     result: list[str] = _backend.call(backend, "char_shingles", item, _checks.integer("n", n, minimum=1))
     return result
 
 
-def word_shingles(text: str, n: int, *, backend: str | None = None, threads: int | None = None) -> list[str]:
+def word_shingles(text: str, n: int, *, backend: str | None = None) -> list[str]:
     """Every run of `n` consecutive normalised tokens joined by a space, in order."""
     (item,) = _checks.texts_list("text", [text])
     result: list[str] = _backend.call(backend, "word_shingles", item, _checks.integer("n", n, minimum=1))

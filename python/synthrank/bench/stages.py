@@ -76,13 +76,13 @@ def _same_chunks(left: Any, right: Any) -> bool:
 def _sample(population: data.Population, backend: str, threads: int | None) -> np.ndarray:
     from synthrank.sampling import sample_uniform
 
+    # a reservoir draw is sequential: it runs on one thread whatever `threads` says
     return sample_uniform(
         population.n,
         population.k,
         seed=SAMPLE_SEED,
         eligible=population.eligible,
         backend=backend,
-        threads=threads,
     )
 
 

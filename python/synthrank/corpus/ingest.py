@@ -227,7 +227,9 @@ def run_ingest(layout: RunLayout, cfg: IngestConfig, source: Path | str) -> dict
     # MedQuAD's questions are templated per focus: splitting by answer would leak topics into training
     group_key = cfg.heldout_group or ("focus" if resolve_format(source, cfg) == "medquad" else None)
     excluded_ids = read_exclude_file(cfg.exclude_docs) if cfg.exclude_docs else set()
-    tokenizer = resolve_model(cfg.tokenizer)
+    chunk = chunking.TokenChunker(
+        resolve_model(cfg.tokenizer), max_tokens=cfg.passage_tokens, overlap=cfg.overlap
+    )
     layout.passages.parent.mkdir(parents=True, exist_ok=True)
     tmp_passages = layout.passages.with_name(layout.passages.name + ".tmp")
 
@@ -243,12 +245,7 @@ def run_ingest(layout: RunLayout, cfg: IngestConfig, source: Path | str) -> dict
     try:
         with open(tmp_passages, "w", encoding="utf-8") as out, progress_bar("ingest", unit="docs") as bar:
             for batch in batches(read_documents(source, cfg)):
-                chunks = chunking.chunk_tokens(
-                    [d.text for d in batch],
-                    tokenizer=tokenizer,
-                    max_tokens=cfg.passage_tokens,
-                    overlap=cfg.overlap,
-                )
+                chunks = chunk([d.text for d in batch])
                 doc_withheld = np.zeros(len(batch), dtype=bool)
                 for i, doc in enumerate(batch):
                     if doc.doc_id in excluded_ids:

@@ -5,16 +5,16 @@ flat function names and signatures as `synthrank._native`, so `synthrank._backen
 Both use FNV-1a 64 and SplitMix64, so outputs are bit-identical; the parity tests hold them to it.
 """
 
-from synthrank.reference.chunk import chunk_tokens, chunk_words
+from synthrank.reference.chunk import Chunker, chunk_words
 from synthrank.reference.dedup import exact_hashes, lsh_params, minhash_signatures, near_duplicates
 from synthrank.reference.negatives import select_negatives
 from synthrank.reference.sample import Reservoir, length_mask, sample_stratified, sample_uniform
 from synthrank.reference.text import char_shingles, fnv1a64, normalize, word_shingles, word_tokens
 
 __all__ = [
+    "Chunker",
     "Reservoir",
     "char_shingles",
-    "chunk_tokens",
     "chunk_words",
     "exact_hashes",
     "fnv1a64",

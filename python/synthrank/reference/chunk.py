@@ -108,18 +108,25 @@ def chunk_words(
     return chunk_spans(docs, max_tokens, overlap)
 
 
-def chunk_tokens(
-    texts: Sequence[str], tokenizer_path: str, max_tokens: int, overlap: int, threads: int | None = None
-) -> ChunkArrays:
-    from tokenizers import Tokenizer
+class Chunker:
+    """A `tokenizer.json` parsed once; `chunk` splits batches of texts into windows of its tokens."""
 
-    try:
-        tokenizer = Tokenizer.from_file(tokenizer_path)
-    except Exception as error:  # the tokenizers package raises a bare Exception on bad JSON
-        raise TokenizerError(f"tokenizer: cannot load {tokenizer_path}: {error}") from error
-    # A saved tokenizer may truncate or pad (MiniLM's pads to 128); chunking needs every real token.
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
-    docs = [(encoding.offsets, word_starts_of(encoding.word_ids)) for encoding in encodings]
-    return chunk_spans(docs, max_tokens, overlap)
+    def __init__(self, tokenizer_path: str) -> None:
+        from tokenizers import Tokenizer
+
+        try:
+            tokenizer = Tokenizer.from_file(tokenizer_path)
+        except Exception as error:  # the tokenizers package raises a bare Exception on bad JSON
+            raise TokenizerError(f"tokenizer: cannot load {tokenizer_path}: {error}") from error
+        # A saved tokenizer may truncate or pad (MiniLM's pads to 128); chunking needs every real token.
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        self._tokenizer = tokenizer
+
+    def chunk(
+        self, texts: Sequence[str], max_tokens: int, overlap: int, threads: int | None = None
+    ) -> ChunkArrays:
+        """Windows of `max_tokens` tokens of the tokenizer, special tokens excluded."""
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        docs = [(encoding.offsets, word_starts_of(encoding.word_ids)) for encoding in encodings]
+        return chunk_spans(docs, max_tokens, overlap)

@@ -131,51 +131,54 @@ pub fn chunk_words(texts: &[&str], max_tokens: usize, overlap: usize) -> Result<
     Ok(collect_chunks(docs, max_tokens, overlap))
 }
 
-/// Loads a `tokenizer.json` with truncation and padding switched off, so every token is counted.
-pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
-    let shown = path.display().to_string();
-    if !path.is_file() {
-        return Err(CoreError::TokenizerNotFound { path: shown });
-    }
-    let mut tokenizer = Tokenizer::from_file(path).map_err(|error| CoreError::Tokenizer {
-        path: shown.clone(),
-        message: error.to_string(),
-    })?;
-    tokenizer
-        .with_truncation(None)
-        .map_err(|error| CoreError::Tokenizer {
-            path: shown,
-            message: error.to_string(),
-        })?;
-    tokenizer.with_padding(None);
-    Ok(tokenizer)
+/// A parsed `tokenizer.json`, loaded once and reused for every batch of texts it chunks.
+#[derive(Debug, Clone)]
+pub struct Chunker {
+    tokenizer: Tokenizer,
 }
 
-/// Windows of `max_tokens` tokens of `tokenizer`, special tokens excluded.
-pub fn chunk_tokens(
-    texts: &[&str],
-    tokenizer: &Tokenizer,
-    max_tokens: usize,
-    overlap: usize,
-) -> Result<Chunks> {
-    check_window(max_tokens, overlap)?;
-    let docs = texts
-        .par_iter()
-        .enumerate()
-        .map(|(doc, text)| {
-            tokenizer
-                .encode_char_offsets(*text, false)
-                .map(|encoding| {
-                    let starts = word_starts_of(encoding.get_word_ids());
-                    (encoding.get_offsets().to_vec(), starts)
-                })
-                .map_err(|error| CoreError::Tokenizer {
-                    path: format!("texts[{doc}]"),
-                    message: error.to_string(),
-                })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(collect_chunks(docs, max_tokens, overlap))
+impl Chunker {
+    /// Loads a `tokenizer.json` with truncation and padding switched off, so every token is counted.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let shown = path.display().to_string();
+        if !path.is_file() {
+            return Err(CoreError::TokenizerNotFound { path: shown });
+        }
+        let mut tokenizer = Tokenizer::from_file(path).map_err(|error| CoreError::Tokenizer {
+            path: shown.clone(),
+            message: error.to_string(),
+        })?;
+        tokenizer
+            .with_truncation(None)
+            .map_err(|error| CoreError::Tokenizer {
+                path: shown,
+                message: error.to_string(),
+            })?;
+        tokenizer.with_padding(None);
+        Ok(Self { tokenizer })
+    }
+
+    /// Windows of `max_tokens` tokens of the tokenizer, special tokens excluded.
+    pub fn chunk(&self, texts: &[&str], max_tokens: usize, overlap: usize) -> Result<Chunks> {
+        check_window(max_tokens, overlap)?;
+        let docs = texts
+            .par_iter()
+            .enumerate()
+            .map(|(doc, text)| {
+                self.tokenizer
+                    .encode_char_offsets(*text, false)
+                    .map(|encoding| {
+                        let starts = word_starts_of(encoding.get_word_ids());
+                        (encoding.get_offsets().to_vec(), starts)
+                    })
+                    .map_err(|error| CoreError::Tokenizer {
+                        path: format!("texts[{doc}]"),
+                        message: error.to_string(),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(collect_chunks(docs, max_tokens, overlap))
+    }
 }
 
 #[cfg(test)]
@@ -227,7 +230,7 @@ mod tests {
     #[test]
     fn missing_tokenizer_is_reported() {
         assert!(matches!(
-            load_tokenizer(Path::new("/nonexistent/tokenizer.json")),
+            Chunker::from_file(Path::new("/nonexistent/tokenizer.json")),
             Err(CoreError::TokenizerNotFound { .. })
         ));
     }

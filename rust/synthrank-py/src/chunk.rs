@@ -1,6 +1,6 @@
 //! Bindings of `synthrank_core::chunk`.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use numpy::PyArray1;
 use pyo3::prelude::*;
@@ -44,21 +44,36 @@ pub fn chunk_words(
     Ok(to_arrays(py, chunks))
 }
 
-#[pyfunction]
-#[pyo3(signature = (texts, tokenizer_path, max_tokens, overlap, threads = None))]
-pub fn chunk_tokens(
-    py: Python<'_>,
-    texts: Vec<PyBackedStr>,
-    tokenizer_path: String,
-    max_tokens: usize,
-    overlap: usize,
-    threads: Option<usize>,
-) -> PyResult<ChunkArrays<'_>> {
-    let texts = as_strs(&texts);
-    let chunks = run_detached(py, threads, || {
-        let tokenizer = core::load_tokenizer(Path::new(&tokenizer_path))?;
-        core::chunk_tokens(&texts, &tokenizer, max_tokens, overlap)
-    })?
-    .map_err(|error| to_py(py, error))?;
-    Ok(to_arrays(py, chunks))
+/// A `tokenizer.json` parsed once; `chunk` splits batches of texts into windows of its tokens.
+#[pyclass(module = "synthrank._native", frozen)]
+pub struct Chunker {
+    inner: core::Chunker,
+}
+
+#[pymethods]
+impl Chunker {
+    #[new]
+    fn new(py: Python<'_>, tokenizer_path: PathBuf) -> PyResult<Self> {
+        let inner = py
+            .detach(|| core::Chunker::from_file(&tokenizer_path))
+            .map_err(|error| to_py(py, error))?;
+        Ok(Self { inner })
+    }
+
+    #[pyo3(signature = (texts, max_tokens, overlap, threads = None))]
+    fn chunk<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<PyBackedStr>,
+        max_tokens: usize,
+        overlap: usize,
+        threads: Option<usize>,
+    ) -> PyResult<ChunkArrays<'py>> {
+        let texts = as_strs(&texts);
+        let chunks = run_detached(py, threads, || {
+            self.inner.chunk(&texts, max_tokens, overlap)
+        })?
+        .map_err(|error| to_py(py, error))?;
+        Ok(to_arrays(py, chunks))
+    }
 }

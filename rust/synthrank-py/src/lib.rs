@@ -24,7 +24,7 @@ mod _native {
     }
 
     #[pymodule_export]
-    use crate::chunk::{chunk_tokens, chunk_words};
+    use crate::chunk::{chunk_words, Chunker};
     #[pymodule_export]
     use crate::dedup::{exact_hashes, lsh_params, minhash_signatures, near_duplicates};
     #[pymodule_export]
