@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthrank.demo_run import DEMO_MODEL, demo_file, run_demo
-from synthrank.manifest import read_manifest
+from synthrank.cli.demo import DEMO_MODEL, demo_file, run_demo
 from synthrank.records import Judgment, Query, RunLayout, read_jsonl
+from synthrank.run.manifest import read_manifest
 
 
 def test_demo_replays_every_llm_call_offline(tmp_path: Path) -> None:
