@@ -358,7 +358,6 @@ def _write_hf(folder: Path, groups: list[TrainGroup], num_negatives: int) -> Non
 def run_mine(layout: RunLayout, cfg: MineConfig) -> dict[str, Any]:
     """Build training groups and the dev set from judgments and candidates; return the statistics."""
     cfg.validate()
-    min_negatives = cfg.num_negatives if cfg.min_negatives is None else cfg.min_negatives
     queries = list(read_jsonl(layout.queries, Query))
     candidates = load_candidates(layout.candidates)
     arrays = _load_arrays(layout)
@@ -371,17 +370,84 @@ def run_mine(layout: RunLayout, cfg: MineConfig) -> dict[str, Any]:
             ", ".join(f"{k} = {new}" for k, (_, new) in adapted["changes"].items()),
         )
     withheld = arrays["heldout"]
-    n_passages = len(withheld)
-    if candidates.ids.size and int(candidates.ids.max()) >= n_passages:
+    if candidates.ids.size and int(candidates.ids.max()) >= len(withheld):
         raise InputFormatError(layout.candidates, None, "passage rows beyond the corpus: re-run retrieve")
 
     judged_ids = {pid for per_query in grades.values() for pid in per_query}
     row_of = _passage_rows(layout.passages, judged_ids | {q.passage_id for q in queries})
     candidate_row = {str(qid): i for i, qid in enumerate(candidates.query_ids.tolist())}
-    query_row = {q.query_id: i for i, q in enumerate(queries)}
-
     drops: Counter[str] = Counter()
-    kept: list[tuple[Query, list[int]]] = []  # query and its positive rows, best first
+    kept = _queries_with_positives(queries, grades, row_of, candidate_row, withheld, cfg, drops)
+
+    pos_ids = _positive_rows(kept)
+    crow = np.asarray([candidate_row[q.query_id] for q, _ in kept], dtype=np.int64)
+    cand_ids = candidates.ids[crow] if kept else np.empty((0, candidates.ids.shape[1]), dtype=np.int64)
+    cand_scores = candidates.scores[crow] if kept else np.empty(cand_ids.shape, dtype=np.float32)
+    withheld_candidates = int(np.sum(withheld[cand_ids[cand_ids >= 0]]))
+    cand_ids = np.where((cand_ids >= 0) & withheld[np.maximum(cand_ids, 0)], -1, cand_ids)
+    query_row = {q.query_id: i for i, q in enumerate(queries)}
+    selection = _select_negatives(
+        layout, cfg, arrays, kept, pos_ids, cand_ids, cand_scores, grades, row_of, query_row
+    )
+    train, dev = _split_train_dev(kept, selection, cfg, drops)
+
+    needed = {r for i in train for r in pos_ids[i, : cfg.max_positives].tolist() if r >= 0}
+    needed |= {r for i in train for r in selection.neg_ids[i].tolist() if r >= 0}
+    dev_rows = {r for i in dev for r in (*cand_ids[i].tolist(), *pos_ids[i].tolist()) if r >= 0}
+    texts = _passages_at(layout.passages, needed | dev_rows)
+
+    groups = [_train_group(kept[i][0], pos_ids[i], selection, i, texts, cfg) for i in train]
+    write_jsonl_atomic(layout.train_groups, groups)
+    full = [g for g in groups if len(g.neg) >= cfg.num_negatives]
+    _write_hf(layout.train_groups_hf, full, cfg.num_negatives)
+
+    qrels = [
+        (kept[i][0].query_id, pid, grade - cfg.positive_min_grade + 1)
+        for i in dev
+        for pid, grade in grades[kept[i][0].query_id].items()
+        if grade is not None and grade >= cfg.positive_min_grade and pid in row_of and row_of[pid] in dev_rows
+    ]
+    _write_dev(layout.dev, [kept[i][0] for i in dev], {r: texts[r] for r in dev_rows}, qrels)
+
+    stats: dict[str, Any] = {
+        "queries_in": len(queries),
+        "train_groups": len(groups),
+        "hf_rows": len(full),
+        "dev_queries": len(dev),
+        "dev_passages": len(dev_rows),
+        "dropped": {reason: drops[reason] for reason in DROP_REASONS},
+        "positives_per_query": _summary([len(g.pos) for g in groups]),
+        "negatives_per_query": _summary([len(g.neg) for g in groups]),
+        "unjudged_negatives": sum(g.neg_judged.count(False) for g in groups),
+        "withheld_candidates_removed": withheld_candidates,
+        "grade_distribution": dict(sorted(grade_histogram.items())),
+        "negative_selection": selection.counts,
+        "config": asdict(cfg),  # the settings mined with (after adaptation)
+        "adapted": adapted,
+        "warnings": [f"weak judge: {adapted['reason']}; mined with the weak-judge recipe"] if adapted else [],
+    }
+    write_text_atomic(layout.mining_stats, json.dumps(stats, indent=1) + "\n")
+    if not groups:
+        reasons = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in stats["dropped"].items() if v)
+        raise EmptyOutputError(
+            f"mine: 0 training groups from {len(queries)} queries (dropped: {reasons or 'none'}; "
+            f"{len(dev)} went to the dev set). " + (" ".join(yield_advice(stats)) or "See mining_stats.json.")
+        )
+    return stats
+
+
+def _queries_with_positives(
+    queries: list[Query],
+    grades: dict[str, dict[str, int | None]],
+    row_of: dict[str, int],
+    candidate_row: dict[str, int],
+    withheld: np.ndarray,
+    cfg: MineConfig,
+    drops: Counter[str],
+) -> list[tuple[Query, list[int]]]:
+    """Each query that has candidates and a positive, with its positive rows best first; the rest
+    are counted in `drops` by reason."""
+    kept: list[tuple[Query, list[int]]] = []
     for q in queries:
         if q.query_id not in candidate_row:
             drops["not_in_candidates"] += 1
@@ -406,25 +472,38 @@ def run_mine(layout: RunLayout, cfg: MineConfig) -> dict[str, Any]:
         # order replies happened to arrive in, so a replayed run mines the same groups
         positives.sort(key=lambda p: (-p[0], p[1], p[2]))
         kept.append((q, [row for _, _, row in positives]))
+    return kept
 
-    n = len(kept)
+
+def _positive_rows(kept: list[tuple[Query, list[int]]]) -> np.ndarray:
+    """[queries, most positives] passage rows, padded with -1."""
     width = max((len(rows) for _, rows in kept), default=1)
-    pos_ids = np.full((n, width), -1, dtype=np.int64)
+    pos_ids = np.full((len(kept), width), -1, dtype=np.int64)
     for i, (_, rows) in enumerate(kept):
         pos_ids[i, : len(rows)] = rows
-    crow = np.asarray([candidate_row[q.query_id] for q, _ in kept], dtype=np.int64)
-    cand_ids = candidates.ids[crow] if n else np.empty((0, candidates.ids.shape[1]), dtype=np.int64)
-    cand_scores = candidates.scores[crow] if n else np.empty(cand_ids.shape, dtype=np.float32)
-    withheld_candidates = int(np.sum(withheld[cand_ids[cand_ids >= 0]]))
-    cand_ids = np.where((cand_ids >= 0) & withheld[np.maximum(cand_ids, 0)], -1, cand_ids)
-    labels = _candidate_labels(kept, grades, row_of, cand_ids, n_passages)
-    pos_scores = _cosines(
-        layout, np.asarray([query_row[q.query_id] for q, _ in kept], dtype=np.int64), pos_ids
-    )
+    return pos_ids
+
+
+def _select_negatives(
+    layout: RunLayout,
+    cfg: MineConfig,
+    arrays: dict[str, np.ndarray],
+    kept: list[tuple[Query, list[int]]],
+    pos_ids: np.ndarray,
+    cand_ids: np.ndarray,
+    cand_scores: np.ndarray,
+    grades: dict[str, dict[str, int | None]],
+    row_of: dict[str, int],
+    query_row: dict[str, int],
+) -> negatives.NegativeSelection:
+    """The native selector over every kept query's candidates, with the judge's grades as labels
+    and the positives' cosines for the margins."""
+    labels = _candidate_labels(kept, grades, row_of, cand_ids, len(arrays["heldout"]))
+    rows = np.asarray([query_row[q.query_id] for q, _ in kept], dtype=np.int64)
+    pos_scores = _cosines(layout, rows, pos_ids)
     if pos_scores is not None:
         pos_scores = np.where(pos_ids >= 0, pos_scores, np.nan).astype(np.float32)
-
-    selection = negatives.select_negatives(
+    return negatives.select_negatives(
         cand_ids,
         cand_scores.astype(np.float32),
         pos_ids,
@@ -446,6 +525,15 @@ def run_mine(layout: RunLayout, cfg: MineConfig) -> dict[str, Any]:
         backend=cfg.backend,
     )
 
+
+def _split_train_dev(
+    kept: list[tuple[Query, list[int]]],
+    selection: negatives.NegativeSelection,
+    cfg: MineConfig,
+    drops: Counter[str],
+) -> tuple[list[int], list[int]]:
+    """Indices into `kept`: the dev set by source document, training groups with enough negatives."""
+    min_negatives = cfg.num_negatives if cfg.min_negatives is None else cfg.min_negatives
     train: list[int] = []
     dev: list[int] = []
     for i, (q, _) in enumerate(kept):
@@ -455,67 +543,29 @@ def run_mine(layout: RunLayout, cfg: MineConfig) -> dict[str, Any]:
             drops["too_few_negatives"] += 1
         else:
             train.append(i)
+    return train, dev
 
-    needed = {r for i in train for r in pos_ids[i, : cfg.max_positives].tolist() if r >= 0}
-    needed |= {r for i in train for r in selection.neg_ids[i].tolist() if r >= 0}
-    dev_rows = {r for i in dev for r in (*cand_ids[i].tolist(), *pos_ids[i].tolist()) if r >= 0}
-    texts = _passages_at(layout.passages, needed | dev_rows)
 
-    groups: list[TrainGroup] = []
-    for i in train:
-        q = kept[i][0]
-        pos = [r for r in pos_ids[i, : cfg.max_positives].tolist() if r >= 0]
-        chosen = selection.neg_ids[i] >= 0
-        neg = selection.neg_ids[i][chosen].tolist()
-        groups.append(
-            TrainGroup(
-                query=q.text,
-                pos=[texts[r].reranker_text for r in pos],
-                neg=[texts[r].reranker_text for r in neg],
-                query_id=q.query_id,
-                pos_ids=[texts[r].passage_id for r in pos],
-                neg_ids=[texts[r].passage_id for r in neg],
-                neg_judged=selection.neg_judged[i][chosen].tolist(),
-            )
-        )
-    write_jsonl_atomic(layout.train_groups, groups)
-    full = [g for g in groups if len(g.neg) >= cfg.num_negatives]
-    _write_hf(layout.train_groups_hf, full, cfg.num_negatives)
-
-    qrels = [
-        (kept[i][0].query_id, pid, grade - cfg.positive_min_grade + 1)
-        for i in dev
-        for pid, grade in grades[kept[i][0].query_id].items()
-        if grade is not None and grade >= cfg.positive_min_grade and pid in row_of and row_of[pid] in dev_rows
-    ]
-    _write_dev(layout.dev, [kept[i][0] for i in dev], {r: texts[r] for r in dev_rows}, qrels)
-
-    neg_counts = [len(g.neg) for g in groups]
-    stats: dict[str, Any] = {
-        "queries_in": len(queries),
-        "train_groups": len(groups),
-        "hf_rows": len(full),
-        "dev_queries": len(dev),
-        "dev_passages": len(dev_rows),
-        "dropped": {reason: drops[reason] for reason in DROP_REASONS},
-        "positives_per_query": _summary([len(g.pos) for g in groups]),
-        "negatives_per_query": _summary(neg_counts),
-        "unjudged_negatives": sum(g.neg_judged.count(False) for g in groups),
-        "withheld_candidates_removed": withheld_candidates,
-        "grade_distribution": dict(sorted(grade_histogram.items())),
-        "negative_selection": selection.counts,
-        "config": asdict(cfg),  # the settings mined with (after adaptation)
-        "adapted": adapted,
-        "warnings": [f"weak judge: {adapted['reason']}; mined with the weak-judge recipe"] if adapted else [],
-    }
-    write_text_atomic(layout.mining_stats, json.dumps(stats, indent=1) + "\n")
-    if not groups:
-        reasons = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in stats["dropped"].items() if v)
-        raise EmptyOutputError(
-            f"mine: 0 training groups from {len(queries)} queries (dropped: {reasons or 'none'}; "
-            f"{len(dev)} went to the dev set). " + (" ".join(yield_advice(stats)) or "See mining_stats.json.")
-        )
-    return stats
+def _train_group(
+    q: Query,
+    pos_row: np.ndarray,
+    selection: negatives.NegativeSelection,
+    i: int,
+    texts: dict[int, Passage],
+    cfg: MineConfig,
+) -> TrainGroup:
+    pos = [r for r in pos_row[: cfg.max_positives].tolist() if r >= 0]
+    chosen = selection.neg_ids[i] >= 0
+    neg = selection.neg_ids[i][chosen].tolist()
+    return TrainGroup(
+        query=q.text,
+        pos=[texts[r].reranker_text for r in pos],
+        neg=[texts[r].reranker_text for r in neg],
+        query_id=q.query_id,
+        pos_ids=[texts[r].passage_id for r in pos],
+        neg_ids=[texts[r].passage_id for r in neg],
+        neg_judged=selection.neg_judged[i][chosen].tolist(),
+    )
 
 
 def stats_table(stats: dict[str, Any]) -> Any:

@@ -115,7 +115,7 @@ class Candidates:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def fingerprint(path: Path) -> str:
+def file_fingerprint(path: Path) -> str:
     """Content hash of a file, so cached embeddings are reused only for the very same input."""
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as fh:
@@ -231,7 +231,7 @@ def run_embed(layout: RunLayout, cfg: EmbedConfig) -> dict[str, object]:
     for name, source, prompt in inputs:
         out = layout.embeddings / f"{name}.npy"
         count = _count_lines(source)
-        stamp = {"fingerprint": fingerprint(source), "count": count}
+        stamp = {"fingerprint": file_fingerprint(source), "count": count}
         if manifest.get(name) == stamp and out.is_file():
             counts[f"{name}_reused"] = count
             continue

@@ -322,7 +322,7 @@ def run_testset(layout: RunLayout, config: PipelineConfig) -> dict[str, Any]:
     generate_cfg = dataclasses.replace(config.generate, n_queries=1)  # one query each: more passages
     depth = cfg.synthetic_judge_top_m
     work = _WorkLayout(layout)
-    from synthrank.stages.retrieve import fingerprint as file_fingerprint
+    from synthrank.stages.retrieve import file_fingerprint
 
     settings = fingerprint(
         [passages[r].passage_id for r in chosen],
