@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from synthrank.console import error
 from synthrank.errors import EXIT_BAD_INPUT, EXIT_INCOMPLETE, SynthrankError, exit_code
 
 RUN_OPTION = click.option(
@@ -58,11 +59,11 @@ def report_outcome(
         click.echo("interrupted; finished work is kept, re-run to continue", err=True)
         sys.exit(exit_code(exc))
     except SynthrankError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        error(exc)
         sys.exit(exit_code(exc))
     click.echo(json.dumps(counts, default=str))
     if counts.get("complete") is False:
-        click.echo(f"Error: stage incomplete: {counts.get('stop_reason')}", err=True)
+        error(f"stage incomplete: {counts.get('stop_reason')}")
         sys.exit(EXIT_INCOMPLETE)
 
 

@@ -15,8 +15,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from synthrank.console import error, say
 from synthrank.errors import EXIT_BAD_INPUT
-from synthrank.run.runner import run_config, say
+from synthrank.run.runner import run_config
 from synthrank.run.settings import CorpusConfig, PipelineConfig, RunConfig
 
 # The model name the replies were recorded under: part of every cache key, so it must not change.
@@ -100,7 +101,7 @@ def run_demo(run_dir: Path, *, live: bool, force: bool, verbose: bool, stop: str
     replies = demo_file("replies.sqlite")
     if not live:
         if not replies.is_file():
-            say("Error: this install has no recorded demo replies; use `synthrank demo --live`", "red")
+            error("this install has no recorded demo replies; use `synthrank demo --live`")
             return EXIT_BAD_INPUT
         if not cache.exists():
             shutil.copyfile(replies, cache)

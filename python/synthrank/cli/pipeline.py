@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from synthrank.console import error
 from synthrank.errors import ConfigError, SynthrankError
 
 STAGE_HELP = (
@@ -16,7 +17,7 @@ STAGE_HELP = (
 
 
 def _fail(exc: Exception, code: int) -> None:
-    click.echo(f"Error: {exc}", err=True)
+    error(exc)
     sys.exit(code)
 
 

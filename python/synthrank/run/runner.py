@@ -10,9 +10,9 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.table import Table
 
+from synthrank.console import error, say, stderr
 from synthrank.errors import (
     EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
@@ -35,13 +35,6 @@ if TYPE_CHECKING:  # httpx and every stage's options stay out of `synthrank stat
     from synthrank.run.settings import PipelineConfig
 
 LLM_STAGES = ("generate", "judge")
-
-console = Console(stderr=True)
-
-
-def say(message: str, style: str = "") -> None:
-    """A message to stderr, never parsed as rich markup (config keys look like `[train]`)."""
-    console.print(message, style=style or None, markup=False, soft_wrap=True, highlight=False)
 
 
 def setup_logging(layout: RunLayout, level: str, verbose: bool) -> None:
@@ -185,7 +178,7 @@ def run_config(config: PipelineConfig, **options: Any) -> int:
         with RunLock(config.run.dir):
             return _run_locked(config, **options)
     except RunLockedError as exc:
-        say(f"Error: {exc}", "red")
+        error(exc)
         return exit_code(exc)
 
 
@@ -206,7 +199,7 @@ def _run_locked(
     try:
         steps = prepare(config, start=start, stop=stop, force=force, check_llm=check_llm)
     except SynthrankError as exc:
-        say(f"Error: {exc}", "red")
+        error(exc)
         return exit_code(exc)
     if not any(run for _, run in steps):
         say(f"Nothing to do: every stage of {layout.root} is finished under this config.")
@@ -217,9 +210,9 @@ def _run_locked(
 
     def on_stage(stage: Stage, state: str) -> None:
         if state == "running":
-            console.rule(f"[bold]{stage.name}[/bold]: {stage.summary}")
+            stderr().rule(f"[bold]{stage.name}[/bold]: {stage.summary}")
         elif state == "skipped":
-            console.print(f"[dim]{stage.name}: finished earlier, skipped[/dim]")
+            stderr().print(f"[dim]{stage.name}: finished earlier, skipped[/dim]")
 
     try:
         results = run_pipeline(config, start=start, stop=stop, force=force, on_stage=on_stage)
@@ -230,18 +223,18 @@ def _run_locked(
         say(f"Stopped: {exc}. Raise [llm] max_cost and run again to continue.", "yellow")
         return exit_code(exc)
     except EmptyOutputError as exc:
-        say(f"Error: {exc}", "red")
+        error(exc)
         say(f"Finished stages are kept in {layout.root}; change the setting and run again.")
         return exit_code(exc)
     except SynthrankError as exc:
-        say(f"Error: {exc}", "red")
+        error(exc)
         say(f"Finished stages are kept in {layout.root}; fix the cause and run again.")
         return exit_code(exc)
     except Exception as exc:  # a bug, not bad input: keep the traceback on disk, not on the screen
         log_path = layout.root / "synthrank.log"
         with open(log_path, "a", encoding="utf-8") as fh:
             fh.write(traceback.format_exc())
-        say(f"Error: {type(exc).__name__}: {exc}", "red")
+        error(f"{type(exc).__name__}: {exc}")
         say(f"The traceback is in {log_path}; finished stages are kept in {layout.root}.")
         return exit_code(exc)
     print_status(layout.root, None)
@@ -270,7 +263,7 @@ def execute(
     try:
         config = load_config(config_path)
     except SynthrankError as exc:
-        say(f"Error: {exc}", "red")
+        error(exc)
         return exit_code(exc)
     if dry_run:
         return plan_config(config, start=start, stop=stop, force=force)
@@ -287,7 +280,7 @@ def plan_config(config: PipelineConfig, *, start: str | None, stop: str | None, 
         prepare(config, start=start, stop=stop, force=force, check_llm=False)
         print_plan(config, start=start, stop=stop, force=force)
     except SynthrankError as exc:
-        say(f"Error: {exc}", "red")
+        error(exc)
         return exit_code(exc)
     return EXIT_OK
 
@@ -311,7 +304,7 @@ def pilot_run(config: PipelineConfig, n: int, *, check_llm: bool, verbose: bool)
         say(f"Stopped: {exc}", "yellow")
         return exit_code(exc)
     except SynthrankError as exc:
-        say(f"Error: {exc}", "red")
+        error(exc)
         return exit_code(exc)
 
 
@@ -351,4 +344,6 @@ def print_status(run_dir: Path, config_path: Path | None) -> None:
             f"{row['cost']:.4f}" if row["cost"] or row["llm"] else "",
             counts,
         )
+    from rich.console import Console
+
     Console().print(table)
