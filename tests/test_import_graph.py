@@ -4,6 +4,9 @@ model loading and scoring through `synthrank.scoring`, neither imports the other
 from __future__ import annotations
 
 import ast
+import importlib
+import importlib.util
+import re
 from pathlib import Path
 
 import synthrank
@@ -78,3 +81,29 @@ def test_no_import_cycle_between_subpackages() -> None:
 def test_the_cycle_check_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": {"c"}}) is None
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a parent package that does not exist
+        return False
+
+
+def test_every_module_and_path_readme_names_exists() -> None:
+    """README's "How it works" and layout tables point at the code: each `synthrank.x.y` it names is
+    a module (or a name in one) and each `python/synthrank/...` path exists."""
+    root = PACKAGE.parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    for dotted in set(re.findall(r"`(synthrank(?:\.\w+)+)`", readme)):
+        parts = dotted.split(".")
+        # a module, or attributes of the longest importable prefix (e.g. synthrank.errors.exit_code)
+        n = next(n for n in range(len(parts), 0, -1) if _is_module(".".join(parts[:n])))
+        value = importlib.import_module(".".join(parts[:n]))
+        for name in parts[n:]:
+            assert hasattr(value, name), dotted
+            value = getattr(value, name)
+    for path in set(re.findall(r"python/synthrank/[\w/.-]+\w", readme)):
+        assert (root / path).exists(), path
+    for folder in ("stages", "run", "native", "llm", "cli"):
+        assert f"`{folder}/`" in readme, folder
