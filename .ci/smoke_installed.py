@@ -27,7 +27,7 @@ def run(*args: str) -> str:
 
 def main() -> None:
     import synthrank
-    from synthrank import _backend
+    from synthrank.native import _backend
 
     where = Path(synthrank.__file__).resolve()
     if Path(sys.prefix).resolve() not in where.parents:

@@ -24,12 +24,12 @@ LIVEQA_ZIP = REPO.parent / "shared" / "data" / "medquad-liveqa-test-qrels.zip"
 CHILD = """
 import sys
 from pathlib import Path
-from synthrank.corpus.ingest import IngestConfig, run_ingest
+from synthrank.stages.ingest.ingest import IngestConfig, run_ingest
 from synthrank.records import RunLayout
 counts = run_ingest(RunLayout(Path(sys.argv[1])), IngestConfig(heldout_fraction=0.0), Path(sys.argv[2]))
 print(counts["passages"])
 """
-BASELINE = "import synthrank.corpus.ingest, tokenizers, numpy"
+BASELINE = "import synthrank.stages.ingest.ingest, tokenizers, numpy"
 
 
 def sample_text() -> str:

@@ -42,14 +42,14 @@ from typing import Any
 
 import numpy as np
 
-from synthrank.corpus.ingest import IngestConfig, run_ingest
-from synthrank.evaluation.datasets import bm25_candidates
 from synthrank.llm.config import LLMConfig
-from synthrank.llm.generate import GenerateConfig, run_generate
-from synthrank.llm.judge import JudgeConfig, run_judge
-from synthrank.llm.query_filter import FilterConfig, run_filter
 from synthrank.records import Judgment, Passage, Query, RunLayout, read_jsonl, write_jsonl_atomic
-from synthrank.sample import SampleConfig, run_sample
+from synthrank.stages.evaluate.datasets import bm25_candidates
+from synthrank.stages.filter import FilterConfig, run_filter
+from synthrank.stages.generate import GenerateConfig, run_generate
+from synthrank.stages.ingest.ingest import IngestConfig, run_ingest
+from synthrank.stages.judge import JudgeConfig, run_judge
+from synthrank.stages.sample import SampleConfig, run_sample
 
 SLICE = Path(__file__).resolve().parents[1] / "python" / "synthrank" / "demo" / "medquad-slice.tar.gz"
 BEFORE_GENERATE = GenerateConfig(n_queries=1, keyword_ratio=0.3, max_tokens=64, temperature=0.0)
@@ -140,7 +140,7 @@ def count_judge(
     """Tokens each judge configuration would make a one-slot llama.cpp server evaluate and generate."""
     import httpx
 
-    from synthrank.llm.judge import JudgePrompt, ListPrompt, cut_passages, group_lists, plan_pairs
+    from synthrank.stages.judge import JudgePrompt, ListPrompt, cut_passages, group_lists, plan_pairs
 
     base = RunLayout(work / "judge-base")
     passages = list(read_jsonl(base.passages, Passage))

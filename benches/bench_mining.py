@@ -29,9 +29,9 @@ import numpy as np
 import pytest
 
 from synthrank.bench.measure import measure
-from synthrank.mining import MineConfig, run_mine
 from synthrank.records import Judgment, Passage, Query, RunLayout, to_json
-from synthrank.retrieval import (
+from synthrank.stages.mine import MineConfig, run_mine
+from synthrank.stages.retrieve import (
     Candidates,
     ann_search,
     exact_search,

@@ -22,10 +22,10 @@ import pytest
 import torch
 
 from synthrank.records import Passage, RunLayout, TrainGroup, write_jsonl_atomic
-from synthrank.training import load_cross_encoder
-from synthrank.training.data import encode_pairs, load_groups
-from synthrank.training.losses import lce_loss
-from synthrank.training.trainer import TrainConfig, Trainer
+from synthrank.stages.train import load_cross_encoder
+from synthrank.stages.train.data import encode_pairs, load_groups
+from synthrank.stages.train.losses import lce_loss
+from synthrank.stages.train.trainer import TrainConfig, Trainer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 MODEL = os.environ.get("BENCH_TRAIN_MODEL", "sentence-transformers/all-MiniLM-L6-v2")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from synthrank import _backend
 from synthrank.models import resolve_model
+from synthrank.native import _backend
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

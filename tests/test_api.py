@@ -1,4 +1,4 @@
-"""The Python API (`synthrank.load_config`, `Pipeline`, `stages`): README's example run as written,
+"""The Python API (`synthrank.load_config`, `Pipeline`): README's example run as written,
 against the fake LLM server on a tiny corpus, stopping at mine; the example configs in examples/."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 import synthrank
 from llm_support import FakeServer, fake_server_fixture, fake_server_process_fixture  # noqa: F401
-from synthrank.pipeline import STAGE_NAMES
+from synthrank.run.pipeline import STAGE_NAMES
 from test_pipeline import write_config, write_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +79,7 @@ def test_errors_are_raised_not_exit_codes(domain_folder: Path, tmp_path: Path) -
     pipeline = synthrank.Pipeline(domain_folder / "my-domain.toml")
     with pytest.raises(synthrank.SynthrankError, match="unknown stage 'tokenize'"):
         pipeline.run(stop="tokenize")
-    from synthrank.run_lock import RunLock, RunLockedError
+    from synthrank.run.lock import RunLock, RunLockedError
 
     with RunLock(pipeline.config.run.dir, command="another synthrank run"), pytest.raises(RunLockedError):
         pipeline.run(stop="ingest")
@@ -88,20 +88,18 @@ def test_errors_are_raised_not_exit_codes(domain_folder: Path, tmp_path: Path) -
         next(synthrank.RunResult(missing.layout, ()).queries())
 
 
-def test_stage_function_runs_unfinished_stages_before_it(domain_folder: Path) -> None:
+def test_run_stage_runs_unfinished_stages_before_it(domain_folder: Path) -> None:
     config = synthrank.load_config("my-domain.toml", overrides={"sample": {"num_passages": 5}})
-    result = synthrank.stages.sample(config, run_dir=domain_folder / "other-run")
+    result = synthrank.Pipeline(config).with_run_dir(domain_folder / "other-run").run_stage("sample")
     assert result.stage == "sample" and result.action == "ran"
     layout = synthrank.Pipeline(config).with_run_dir(domain_folder / "other-run").layout
     assert layout.passages.is_file()
     assert len(layout.sampled_ids.read_text().split()) == 5
 
 
-def test_every_pipeline_stage_has_a_function() -> None:
-    names = {"filter": "filter_queries"}
-    for stage in STAGE_NAMES:
-        assert callable(getattr(synthrank.stages, names.get(stage, stage))), stage
-    assert set(synthrank.stages.__all__) == {names.get(s, s) for s in STAGE_NAMES} | {"StageResult"}
+def test_run_stage_refuses_an_unknown_stage(domain_folder: Path) -> None:
+    with pytest.raises(synthrank.SynthrankError, match="unknown stage 'tokenize'; stages: ingest"):
+        synthrank.Pipeline("my-domain.toml").run_stage("tokenize")
 
 
 @pytest.mark.parametrize("name", ["vllm", "ollama", "llamacpp", "openai"])
@@ -113,9 +111,8 @@ def test_example_configs_load(name: str) -> None:
 
 def test_import_stays_light() -> None:
     """`import synthrank` (what every CLI call pays) pulls in neither torch nor the pipeline."""
-    code = (
-        "import sys, synthrank; print(sorted(m for m in ('torch', 'synthrank.pipeline') if m in sys.modules))"
-    )
+    heavy = ("torch", "synthrank.run.pipeline")
+    code = f"import sys, synthrank; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-    assert "Pipeline" in synthrank.__all__ and "stages" in dir(synthrank)
+    assert "Pipeline" in synthrank.__all__ and "load_config" in dir(synthrank)

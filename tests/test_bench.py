@@ -228,6 +228,6 @@ def test_sentence_transformers_selection_known_answer() -> None:
 
 
 def test_cli_stage_names_match_the_bench_package() -> None:
-    from synthrank.commands.bench import BENCH_STAGES
+    from synthrank.cli.bench import BENCH_STAGES
 
     assert tuple(bench.STAGES) == BENCH_STAGES

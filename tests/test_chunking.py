@@ -1,4 +1,4 @@
-"""synthrank.chunking: windows, offsets, the real MiniLM tokenizer, and native == reference."""
+"""synthrank.native.chunking: windows, offsets, the real MiniLM tokenizer, and native == reference."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-from synthrank import _backend, chunking
 from synthrank.errors import InvalidArgumentError, TokenizerError
+from synthrank.native import _backend, chunking
 
 WORDY_TEXT = st.text(alphabet=st.sampled_from("ab é\u3000\n\t\u00a0.,—ﬁ🙂\u1680"), max_size=120)
 ASSIGNED_TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs", "Cn")), max_size=80)

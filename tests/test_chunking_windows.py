@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthrank import chunking
 from synthrank.errors import InvalidArgumentError
+from synthrank.native import chunking
 
 
 def same(left: chunking.Chunks, right: chunking.Chunks) -> None:

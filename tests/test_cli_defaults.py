@@ -12,27 +12,27 @@ import pytest
 from click.testing import CliRunner
 
 from synthrank.cli import main
-from synthrank.commands.common import ConfigOption, config_class, default_of
+from synthrank.cli.common import ConfigOption, config_class, default_of
 
 # each stage command and the config dataclasses its options fill
 COMMAND_CONFIGS = {
-    "ingest": ["synthrank.corpus:IngestConfig"],
-    "sample": ["synthrank.sample:SampleConfig"],
-    "embed": ["synthrank.retrieval:EmbedConfig"],
-    "index": ["synthrank.retrieval:IndexConfig"],
+    "ingest": ["synthrank.stages.ingest:IngestConfig"],
+    "sample": ["synthrank.stages.sample:SampleConfig"],
+    "embed": ["synthrank.stages.retrieve:EmbedConfig"],
+    "index": ["synthrank.stages.retrieve:IndexConfig"],
     "retrieve": [
-        "synthrank.retrieval:RetrieveConfig",
-        "synthrank.retrieval:EmbedConfig",
-        "synthrank.retrieval:IndexConfig",
+        "synthrank.stages.retrieve:RetrieveConfig",
+        "synthrank.stages.retrieve:EmbedConfig",
+        "synthrank.stages.retrieve:IndexConfig",
     ],
-    "mine": ["synthrank.mining:MineConfig"],
-    "generate": ["synthrank.llm.generate:GenerateConfig", "synthrank.llm.config:LLMConfig"],
-    "filter-queries": ["synthrank.llm.query_filter:FilterConfig"],
-    "judge": ["synthrank.llm.judge:JudgeConfig", "synthrank.llm.config:LLMConfig"],
+    "mine": ["synthrank.stages.mine:MineConfig"],
+    "generate": ["synthrank.stages.generate:GenerateConfig", "synthrank.llm.config:LLMConfig"],
+    "filter-queries": ["synthrank.stages.filter:FilterConfig"],
+    "judge": ["synthrank.stages.judge:JudgeConfig", "synthrank.llm.config:LLMConfig"],
     "serve-llm": ["synthrank.llm.local_server:ServerOptions"],
-    "distill": ["synthrank.training.distill:DistillConfig"],
-    "train": ["synthrank.training.trainer:TrainConfig"],
-    "evaluate": ["synthrank.evaluation.evaluator:EvalConfig"],
+    "distill": ["synthrank.stages.distill:DistillConfig"],
+    "train": ["synthrank.stages.train.trainer:TrainConfig"],
+    "evaluate": ["synthrank.stages.evaluate.evaluator:EvalConfig"],
 }
 NO_CONFIG = {"init", "plan", "run", "status", "demo", "bench"}  # options of their own, no stage config
 
@@ -103,7 +103,7 @@ def test_default_of_reads_defaults_and_factories() -> None:
 
 def test_a_default_is_the_one_the_stage_gets(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """Not given on the command line, an option reaches the stage as the dataclass default."""
-    import synthrank.llm.query_filter as query_filter
+    import synthrank.stages.filter as query_filter
 
     seen = {}
 
@@ -122,7 +122,7 @@ def test_help_of_a_stage_command_loads_no_stage_module() -> None:
     code = (
         "import sys; from click.testing import CliRunner; from synthrank.cli import main; "
         "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0, r.output; "
-        "print(sorted(m for m in ('numpy', 'torch', 'synthrank.retrieval', 'synthrank.llm.config') "
+        "print(sorted(m for m in ('numpy', 'torch', 'synthrank.stages.retrieve', 'synthrank.llm.config') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -80,7 +80,7 @@ def test_locate_and_fingerprint():
 
 
 def test_post_init_error_names_the_key_at_fault_and_its_line(tmp_path):
-    from synthrank.training.trainer import TrainConfig
+    from synthrank.stages.train.trainer import TrainConfig
 
     cfg_path = tmp_path / "c.toml"
     # max_length comes first and appears in max_query_tokens' message: the line must still be 4

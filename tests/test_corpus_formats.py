@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from synthrank.cli import main
-from synthrank.corpus import IngestConfig, run_ingest
 from synthrank.errors import InputFormatError
 from synthrank.records import Passage, RunLayout, read_jsonl
+from synthrank.stages.ingest import IngestConfig, run_ingest
 
 DOCS = [
     {"id": "a", "title": "Asthma", "text": "Asthma is a chronic disease of the airways.", "lang": "en"},

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from synthrank.corpus import IngestConfig, run_ingest
-from synthrank.corpus.neardup import connected_components
 from synthrank.errors import ConfigError
 from synthrank.models import resolve_model
 from synthrank.records import Passage, RunLayout, read_jsonl
+from synthrank.stages.ingest import IngestConfig, run_ingest
+from synthrank.stages.ingest.neardup import connected_components
 
 WORDS = [
     "alpha",
@@ -135,7 +135,7 @@ def test_config_errors_name_the_option(tmp_path: Path) -> None:
 
 PEAK_SCRIPT = """
 import json, resource, sys
-from synthrank.corpus import IngestConfig, run_ingest
+from synthrank.stages.ingest import IngestConfig, run_ingest
 from synthrank.records import RunLayout
 run_ingest(RunLayout(sys.argv[2]), IngestConfig(batch_size=500), sys.argv[1])
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from synthrank.corpus import Document, IngestConfig, detect_format, run_ingest
-from synthrank.corpus.medquad import read_medquad
 from synthrank.errors import InputFormatError
 from synthrank.records import Passage, RunLayout, read_jsonl
+from synthrank.stages.ingest import Document, IngestConfig, detect_format, run_ingest
+from synthrank.stages.ingest.medquad import read_medquad
 
 RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "medquad-xml.tar.gz"
 needs_release = pytest.mark.skipif(not RELEASE.is_file(), reason="../shared/data is not beside the repo")

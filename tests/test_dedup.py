@@ -1,4 +1,4 @@
-"""synthrank.dedup: exact and near duplicates on real and generated text, and native == reference."""
+"""synthrank.native.dedup: exact and near duplicates on real and generated text, and native == reference."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthrank import dedup
 from synthrank.errors import InvalidArgumentError
-from synthrank.reference.dedup import jaccard, shingle_hashes
+from synthrank.native import dedup
+from synthrank.native.reference.dedup import jaccard, shingle_hashes
 
 BACKENDS = ("native", "python")
 WORDS = st.sampled_from(

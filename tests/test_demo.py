@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from synthrank.demo_run import DEMO_MODEL, demo_config, demo_file, run_demo
-from synthrank.manifest import read_manifest
-from synthrank.pipeline_runner import run_config
+from synthrank.cli.demo import DEMO_MODEL, demo_config, demo_file, run_demo
 from synthrank.records import Judgment, Query, RunLayout, read_jsonl
+from synthrank.run.manifest import read_manifest
+from synthrank.run.runner import run_config
 from test_training_support import tiny_model
 
 

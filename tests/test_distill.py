@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from synthrank.mining import MineConfig, in_dev
 from synthrank.records import Passage, Query, RunLayout, read_jsonl
-from synthrank.retrieval import EmbedConfig, RetrieveConfig, run_retrieve
-from synthrank.training.distill import (
+from synthrank.stages.distill import (
     FROM_DISTILL,
     RECIPE_DEFAULTS,
     DistillConfig,
@@ -24,9 +22,11 @@ from synthrank.training.distill import (
     run_distill,
     student_config,
 )
-from synthrank.training.losses import listwise_kl
-from synthrank.training.trainer import TrainConfig, run_train
-from synthrank.training.warm_start import MARKER, warm_start_for
+from synthrank.stages.mine import MineConfig, in_dev
+from synthrank.stages.retrieve import EmbedConfig, RetrieveConfig, run_retrieve
+from synthrank.stages.train.losses import listwise_kl
+from synthrank.stages.train.trainer import TrainConfig, run_train
+from synthrank.stages.train.warm_start import MARKER, warm_start_for
 from test_training import tiny_config
 from test_training_support import tiny_model, tiny_run
 
@@ -195,8 +195,8 @@ def test_auto_skips_the_warm_start_for_a_trained_reranker(run: RunLayout, tiny: 
 
 
 def test_lce_can_keep_the_teacher_in_the_loss(run: RunLayout, tiny: Path) -> None:
-    from synthrank.retrieval import load_embeddings
-    from synthrank.training.data import GroupOptions, load_groups, with_teacher
+    from synthrank.stages.retrieve import load_embeddings
+    from synthrank.stages.train.data import GroupOptions, load_groups, with_teacher
 
     groups = load_groups(run, GroupOptions(group_size=4, random_negative_share=0.5))
     scored = with_teacher(run, groups)

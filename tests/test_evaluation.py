@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from synthrank.errors import ConfigError, InvalidArgumentError
-from synthrank.evaluation import metrics
-from synthrank.evaluation.datasets import load_beir, load_indomain, load_trec_dl19
-from synthrank.evaluation.evaluator import (
+from synthrank.stages.evaluate import metrics
+from synthrank.stages.evaluate.datasets import load_beir, load_indomain, load_trec_dl19
+from synthrank.stages.evaluate.evaluator import (
     EvalConfig,
     fuse_runs,
     parse_model_spec,
@@ -69,7 +69,7 @@ def test_beir_folder_without_candidates_gets_bm25_top_k(tmp_path: Path) -> None:
 def test_length_bucketed_scoring_returns_scores_in_input_order(tmp_path: Path) -> None:
     import torch
 
-    from synthrank.training import load_cross_encoder
+    from synthrank.stages.train import load_cross_encoder
 
     model, tokenizer = load_cross_encoder(str(tiny_model(tmp_path / "tiny")))
     queries = ["asthma", "gout treatment", "what is lupus"] * 7

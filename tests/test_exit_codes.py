@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import synthrank.pipeline_runner as pipeline_runner
-import synthrank.sample
+import synthrank.run.runner as pipeline_runner
+import synthrank.stages.sample
 from synthrank.cli import main
 from synthrank.errors import (
     BudgetExceededError,
@@ -45,7 +45,7 @@ def test_an_error_exits_alike_from_a_stage_command_and_from_run(
 ) -> None:
     assert exit_code(exc) == code
 
-    monkeypatch.setattr(synthrank.sample, "run_sample", _raise(exc))
+    monkeypatch.setattr(synthrank.stages.sample, "run_sample", _raise(exc))
     stage = CliRunner().invoke(main, ["sample", "--run", str(tmp_path / "stage-run")])
     assert stage.exit_code == code, stage.output
     assert "Traceback" not in stage.output

@@ -4,6 +4,9 @@ model loading and scoring through `synthrank.scoring`, neither imports the other
 from __future__ import annotations
 
 import ast
+import importlib
+import importlib.util
+import re
 from pathlib import Path
 
 import synthrank
@@ -24,9 +27,11 @@ def _runtime_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
 
 
 def _unit(module: str) -> str:
-    """A subpackage (`synthrank.training`) or a top-level module (`synthrank.scoring`)."""
+    """A subpackage (`synthrank.run`), a stage (`synthrank.stages.train`, `synthrank.stages.mine`) or a
+    top-level module (`synthrank.scoring`)."""
     parts = module.split(".")
-    return ".".join(parts[:2]) if len(parts) > 2 or (PACKAGE / parts[-1]).is_dir() else module
+    depth = 3 if len(parts) > 2 and parts[1] == "stages" else 2
+    return ".".join(parts[:depth]) if len(parts) > depth or (PACKAGE / parts[-1]).is_dir() else module
 
 
 def package_graph() -> dict[str, set[str]]:
@@ -99,8 +104,8 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycle_between_subpackages() -> None:
     graph = package_graph()
-    assert "synthrank.scoring" in graph.get("synthrank.training", set())
-    assert "synthrank.scoring" in graph.get("synthrank.evaluation", set())
+    assert "synthrank.scoring" in graph.get("synthrank.stages.train", set())
+    assert "synthrank.scoring" in graph.get("synthrank.stages.evaluate", set())
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
 
 
@@ -108,11 +113,37 @@ def test_no_import_cycle_between_modules() -> None:
     """Not even through a function-level import (as `training.distill` <-> `training.trainer` had):
     the warm-start marker both need lives in `training.warm_start`."""
     graph = module_graph()
-    assert "synthrank.training.warm_start" in graph["synthrank.training.trainer"]
-    assert "synthrank.training.trainer" in graph["synthrank.training.distill"]  # the lazy import is seen
+    assert "synthrank.stages.train.warm_start" in graph["synthrank.stages.train.trainer"]
+    assert "synthrank.stages.train.trainer" in graph["synthrank.stages.distill"]  # the lazy import is seen
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
 
 
 def test_the_cycle_check_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": {"c"}}) is None
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a parent package that does not exist
+        return False
+
+
+def test_every_module_and_path_readme_names_exists() -> None:
+    """README's "How it works" and layout tables point at the code: each `synthrank.x.y` it names is
+    a module (or a name in one) and each `python/synthrank/...` path exists."""
+    root = PACKAGE.parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    for dotted in set(re.findall(r"`(synthrank(?:\.\w+)+)`", readme)):
+        parts = dotted.split(".")
+        # a module, or attributes of the longest importable prefix (e.g. synthrank.errors.exit_code)
+        n = next(n for n in range(len(parts), 0, -1) if _is_module(".".join(parts[:n])))
+        value = importlib.import_module(".".join(parts[:n]))
+        for name in parts[n:]:
+            assert hasattr(value, name), dotted
+            value = getattr(value, name)
+    for path in set(re.findall(r"python/synthrank/[\w/.-]+\w", readme)):
+        assert (root / path).exists(), path
+    for folder in ("stages", "run", "native", "llm", "cli"):
+        assert f"`{folder}/`" in readme, folder

@@ -9,8 +9,8 @@ import pytest
 
 from llm_support import make_run, read_lines
 from synthrank.errors import ConfigError, InputFormatError
-from synthrank.llm.query_filter import FilterConfig, copied_share, dominant_script, run_filter
 from synthrank.records import Passage, Query, write_jsonl_atomic
+from synthrank.stages.filter import FilterConfig, copied_share, dominant_script, run_filter
 
 PASSAGE = Passage(
     "p0",

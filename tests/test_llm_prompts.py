@@ -10,7 +10,9 @@ import pytest
 
 from synthrank.errors import ConfigError, InputFormatError
 from synthrank.llm.cache import cache_key
-from synthrank.llm.generate import (
+from synthrank.llm.prompts import defuse, load_examples, load_template
+from synthrank.records import Passage
+from synthrank.stages.generate import (
     GenerateConfig,
     build_messages,
     build_mixed_messages,
@@ -19,7 +21,7 @@ from synthrank.llm.generate import (
     parse_queries,
     plan_styles,
 )
-from synthrank.llm.judge import (
+from synthrank.stages.judge import (
     JudgeConfig,
     JudgePair,
     JudgePrompt,
@@ -32,8 +34,6 @@ from synthrank.llm.judge import (
     parse_grade,
     parse_grade_list,
 )
-from synthrank.llm.prompts import defuse, load_examples, load_template
-from synthrank.records import Passage
 
 
 def test_packaged_templates_have_versions_and_sections() -> None:

@@ -19,10 +19,10 @@ import pytest
 import synthrank
 from llm_support import make_run, read_lines
 from synthrank.llm.config import LLMConfig
-from synthrank.llm.generate import GenerateConfig, run_generate
-from synthrank.llm.judge import JudgeConfig, run_judge
-from synthrank.llm.query_filter import FilterConfig, run_filter
 from synthrank.records import Passage
+from synthrank.stages.filter import FilterConfig, run_filter
+from synthrank.stages.generate import GenerateConfig, run_generate
+from synthrank.stages.judge import JudgeConfig, run_judge
 
 pytestmark = pytest.mark.llm
 

@@ -28,12 +28,12 @@ from llm_support import (  # noqa: F401
 from synthrank.errors import InputFormatError
 from synthrank.llm.cache import ResponseCache
 from synthrank.llm.config import LLMConfig
-from synthrank.llm.generate import GenerateConfig, run_generate
-from synthrank.llm.judge import JudgeConfig, run_judge
 from synthrank.llm.ledger import read_spend
-from synthrank.llm.query_filter import FilterConfig, run_filter
 from synthrank.records import Passage, RunLayout
-from synthrank.run_lock import RunLock, RunLockedError, read_holder
+from synthrank.run.lock import RunLock, RunLockedError, read_holder
+from synthrank.stages.filter import FilterConfig, run_filter
+from synthrank.stages.generate import GenerateConfig, run_generate
+from synthrank.stages.judge import JudgeConfig, run_judge
 
 FAST: dict[str, Any] = {"backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5.0}
 # the fake server bills every call 1000 prompt tokens: 0.001 at price_prompt 1.0 per 1M
@@ -130,7 +130,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     code = (
-        "import sys, time; from synthrank.run_lock import RunLock; RunLock(sys.argv[1], 'holder').acquire(); "
+        "import sys, time; from synthrank.run.lock import RunLock; RunLock(sys.argv[1], 'holder').acquire(); "
         "print('locked', flush=True); time.sleep(60)"
     )
     holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
@@ -341,8 +341,8 @@ def test_the_pre_flight_probe_checks_key_and_model(
     fake_server: FakeServer, tmp_path: Path, control: dict[str, Any], model: str, message: str | None
 ) -> None:
     from synthrank.errors import ConfigError
-    from synthrank.pipeline_runner import check_llm_endpoints
-    from synthrank.settings import load_config
+    from synthrank.run.runner import check_llm_endpoints
+    from synthrank.run.settings import load_config
 
     fake_server.control(**control)
     config = load_config(write_config(tmp_path, fake_server.url, model))
@@ -355,7 +355,7 @@ def test_the_pre_flight_probe_checks_key_and_model(
 
 def test_a_bad_base_url_scheme_names_the_file_and_key(tmp_path: Path) -> None:
     from synthrank.errors import ConfigError
-    from synthrank.settings import load_config
+    from synthrank.run.settings import load_config
 
     path = write_config(tmp_path, "ftp://gpu1:8000/v1")
     with pytest.raises(

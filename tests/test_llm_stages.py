@@ -25,11 +25,11 @@ from llm_support import cli as plain_cli
 from synthrank.llm.cache import cache_key
 from synthrank.llm.client import LLMClient
 from synthrank.llm.config import LLMConfig
-from synthrank.llm.generate import GenerateConfig, run_generate
-from synthrank.llm.judge import JudgeConfig, run_judge
 from synthrank.llm.prompts import load_template
-from synthrank.llm.query_filter import FilterConfig, run_filter
 from synthrank.records import Passage, Query, RunLayout, write_jsonl_atomic
+from synthrank.stages.filter import FilterConfig, run_filter
+from synthrank.stages.generate import GenerateConfig, run_generate
+from synthrank.stages.judge import JudgeConfig, run_judge
 
 GENERATE_VERSION = load_template("generate_queries").version
 FAST: dict[str, Any] = {"backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5.0}
@@ -263,7 +263,7 @@ def judged_pairs(layout: RunLayout) -> dict[tuple[str, str], dict[str, Any]]:
 def test_one_call_generation_asks_once_per_passage_and_counts_a_shortfall(
     fake_server: FakeServer, tmp_path: Path
 ) -> None:
-    from synthrank.llm.generate import plan_styles
+    from synthrank.stages.generate import plan_styles
 
     cfg = GenerateConfig(n_queries=3, keyword_ratio=0.4, one_call=True)
     layout = make_run(tmp_path / "run")

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from synthrank.evaluation import metrics
+from synthrank.stages.evaluate import metrics
 
 
 def random_case(seed: int, n_queries: int = 30, n_docs: int = 60) -> tuple[dict, dict]:

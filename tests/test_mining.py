@@ -12,7 +12,6 @@ from click.testing import CliRunner
 
 from synthrank.cli import main
 from synthrank.errors import EmptyOutputError, InputFormatError
-from synthrank.mining import MineConfig, run_mine
 from synthrank.records import (
     Judgment,
     Passage,
@@ -23,6 +22,7 @@ from synthrank.records import (
     to_json,
     write_jsonl_atomic,
 )
+from synthrank.stages.mine import MineConfig, run_mine
 
 N_PASSAGES = 40
 # Passage rows: 0 = q0's source; 1 = exact duplicate of 0; 2 = near-duplicate of 0 (same cluster);

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from synthrank.training.model_card import finish_model_folder, set_card_evaluation
-from synthrank.training.trainer import TrainConfig
+from synthrank.stages.train.model_card import finish_model_folder, set_card_evaluation
+from synthrank.stages.train.trainer import TrainConfig
 from test_training_support import tiny_model
 
 DEFAULTS = dataclasses.asdict(TrainConfig())

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from synthrank import _backend, dedup, text
 from synthrank.errors import InvalidArgumentError, NativePanicError, TokenizerError
+from synthrank.native import _backend, dedup, text
 
 pytestmark = pytest.mark.native
 

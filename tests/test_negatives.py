@@ -1,4 +1,4 @@
-"""synthrank.negatives: drop reasons, sampling, padding, and native == reference."""
+"""synthrank.native.negatives: drop reasons, sampling, padding, and native == reference."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthrank import negatives
 from synthrank.errors import InvalidArgumentError
-from synthrank.reference.negatives import COUNT_NAMES
+from synthrank.native import negatives
+from synthrank.native.reference.negatives import COUNT_NAMES
 
 BACKENDS = ("native", "python")
 N_DOCS = 40

@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 from llm_support import FakeServer, fake_server_fixture, fake_server_process_fixture  # noqa: F401
-from synthrank.evaluation.datasets import KIND_SYNTHETIC
 from synthrank.records import RunLayout
+from synthrank.stages.evaluate.datasets import KIND_SYNTHETIC
 from test_pipeline import synthrank
 
 FIXTURE = Path(__file__).parent / "fixtures" / "python-docs"

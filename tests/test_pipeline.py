@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from llm_support import FakeServer, fake_server_fixture, fake_server_process_fixture  # noqa: F401
-from synthrank.init_config import template_text
-from synthrank.manifest import read_manifest
-from synthrank.pipeline import STAGE_NAMES
+from synthrank.cli.init_config import template_text
 from synthrank.records import RunLayout
-from synthrank.settings import load_config
+from synthrank.run.manifest import read_manifest
+from synthrank.run.pipeline import STAGE_NAMES
+from synthrank.run.settings import load_config
 from test_training_support import ASPECTS, TOPICS, tiny_model
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
@@ -151,7 +151,7 @@ def test_template_is_valid_and_documents_every_option(tmp_path: Path) -> None:
     text = template_text()
     import dataclasses
 
-    from synthrank.settings import SECTIONS, section_class
+    from synthrank.run.settings import SECTIONS, section_class
 
     for section in SECTIONS:
         for field in dataclasses.fields(section_class(section)):
@@ -291,7 +291,7 @@ def test_init_writes_template_and_refuses_to_overwrite(tmp_path: Path) -> None:
 
 
 def test_init_fills_in_the_corpus_the_server_and_the_model(tmp_path: Path) -> None:
-    from synthrank.init_config import filled_template
+    from synthrank.cli.init_config import filled_template
 
     (tmp_path / "project" / "docs").mkdir(parents=True)
     outside = tmp_path / "elsewhere.jsonl"

@@ -19,9 +19,9 @@ from click.testing import CliRunner
 
 from llm_support import FakeServer, fake_server_fixture, fake_server_process_fixture  # noqa: F401
 from synthrank.errors import ConfigError
-from synthrank.manifest import Manifest, read_manifest, write_manifest
-from synthrank.mining import MineConfig, adapt_to_judge, yield_advice
-from synthrank.pipeline import (
+from synthrank.records import RunLayout
+from synthrank.run.manifest import Manifest, read_manifest, write_manifest
+from synthrank.run.pipeline import (
     STAGE_NAMES,
     load_run_config,
     plan,
@@ -29,9 +29,9 @@ from synthrank.pipeline import (
     stage_fingerprints,
     stage_table,
 )
-from synthrank.preview import estimate
-from synthrank.records import RunLayout
-from synthrank.settings import load_config
+from synthrank.run.preview import estimate
+from synthrank.run.settings import load_config
+from synthrank.stages.mine import MineConfig, adapt_to_judge, yield_advice
 from test_pipeline import WORDS, synthrank, write_config
 from test_training_support import ASPECTS, TOPICS
 
@@ -280,7 +280,7 @@ def test_status_loads_no_heavy_module(tmp_path: Path) -> None:
 def test_train_reads_the_run_config_in_both_forms_and_records_the_stage(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import synthrank.training.trainer as trainer
+    import synthrank.stages.train.trainer as trainer
 
     config_path = tmp_path / "synthrank.toml"
     config_path.write_text(
@@ -304,7 +304,7 @@ def test_train_reads_the_run_config_in_both_forms_and_records_the_stage(
 
 
 def test_plan_bounds_the_passages_of_a_small_corpus_by_its_size_on_disk(tmp_path: Path) -> None:
-    from synthrank.corpus.ingest import run_ingest
+    from synthrank.stages.ingest.ingest import run_ingest
 
     fixture = Path(__file__).parent / "fixtures" / "python-docs"
     config_path = tmp_path / "docs.toml"

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from synthrank.cli import main
 from synthrank.errors import InputFormatError
 from synthrank.records import Passage, Query, RunLayout, to_json, write_jsonl_atomic
-from synthrank.retrieval import (
+from synthrank.stages.retrieve import (
     EmbedConfig,
     IndexConfig,
     RetrieveConfig,

@@ -9,7 +9,7 @@ import pytest
 
 from synthrank.errors import ConfigError, InputFormatError
 from synthrank.records import Passage, RunLayout, to_json
-from synthrank.sample import SampleConfig, run_sample
+from synthrank.stages.sample import SampleConfig, run_sample
 
 
 def make_corpus(root: Path, qtypes: list[str], heldout: list[bool], clusters: list[int]) -> RunLayout:

@@ -1,4 +1,4 @@
-"""synthrank.sampling: reservoir behaviour, streaming == one-shot, and native == reference."""
+"""synthrank.native.sampling: reservoir behaviour, streaming == one-shot, and native == reference."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from synthrank import sampling
 from synthrank.errors import InvalidArgumentError
+from synthrank.native import sampling
 
 BACKENDS = ("native", "python")
 SEEDS = st.integers(0, 2**64 - 1)

@@ -13,13 +13,13 @@ import pytest
 
 from llm_support import FakeServer, fake_server_fixture, fake_server_process_fixture  # noqa: F401
 from synthrank.errors import ConfigError, EmptyOutputError
-from synthrank.evaluation.datasets import KIND_SYNTHETIC, check_datasets, load_indomain_any
-from synthrank.evaluation.evaluator import FUSE_GRID, EvalConfig, run_evaluate, verdict
-from synthrank.evaluation.report import markdown_tables, verdict_line
-from synthrank.evaluation.testset import pick_passages, run_testset
 from synthrank.records import Passage, RunLayout
-from synthrank.run_report import write_run_report
-from synthrank.settings import PipelineConfig, load_config
+from synthrank.run.report import write_run_report
+from synthrank.run.settings import PipelineConfig, load_config
+from synthrank.stages.evaluate.datasets import KIND_SYNTHETIC, check_datasets, load_indomain_any
+from synthrank.stages.evaluate.evaluator import FUSE_GRID, EvalConfig, run_evaluate, verdict
+from synthrank.stages.evaluate.report import markdown_tables, verdict_line
+from synthrank.stages.testset import pick_passages, run_testset
 from test_pipeline import synthrank, write_config, write_corpus
 from test_training_support import tiny_model, tiny_run
 
@@ -55,8 +55,8 @@ def test_test_passages_spread_over_documents_and_clusters() -> None:
 def _ingested_run(
     tmp_path: Path, server_url: str, model: Path, **edits: str
 ) -> tuple[PipelineConfig, RunLayout]:
-    from synthrank.corpus.ingest import run_ingest
-    from synthrank.retrieval import run_embed
+    from synthrank.stages.ingest.ingest import run_ingest
+    from synthrank.stages.retrieve import run_embed
 
     write_corpus(tmp_path / "corpus.jsonl")
     config = load_config(write_config(tmp_path, server_url, model, **NO_QUESTIONS, **SMALL_TESTSET, **edits))
@@ -138,7 +138,7 @@ def test_pre_flight_names_the_data_set_that_cannot_be_had(tmp_path: Path) -> Non
     for evaluate, message in cases:
         with pytest.raises(ConfigError, match=message):
             check_datasets(config.with_changes(evaluate=evaluate), ingested=False)
-    from synthrank.settings import CorpusConfig
+    from synthrank.run.settings import CorpusConfig
 
     no_heldout = config.with_changes(corpus=CorpusConfig(heldout_fraction=0.0))
     with pytest.raises(ConfigError, match="heldout_fraction = 0"):
@@ -214,7 +214,7 @@ def test_fuse_auto_picks_the_weight_on_the_dev_set_and_names_it(tmp_path: Path) 
 
 
 def test_fuse_weights_option_is_checked() -> None:
-    from synthrank.commands.training import FuseWeight
+    from synthrank.cli.training import FuseWeight
 
     with pytest.raises(ConfigError, match="fuse_weights"):
         EvalConfig(fuse_weights="best")  # type: ignore[arg-type]
@@ -229,7 +229,7 @@ def test_fuse_weights_option_is_checked() -> None:
 
 
 def test_fuse_weights_key_error_names_the_key(tmp_path: Path) -> None:
-    from synthrank.init_config import template_text
+    from synthrank.cli.init_config import template_text
 
     path = tmp_path / "synthrank.toml"
     path.write_text(template_text().replace("fuse_weights = []", 'fuse_weights = "best"'))
@@ -253,7 +253,7 @@ def test_no_data_sets_means_no_evaluation_and_a_finished_report(tmp_path: Path) 
 
 
 def test_report_warns_when_the_loss_stays_at_chance_and_embeds_its_charts(tmp_path: Path) -> None:
-    from synthrank.manifest import Manifest, write_manifest
+    from synthrank.run.manifest import Manifest, write_manifest
 
     layout = tiny_run(tmp_path / "run")
     layout.model.mkdir()
@@ -305,7 +305,7 @@ def test_markdown_shows_the_test_set_kind_and_verdicts() -> None:
 def test_run_on_a_corpus_without_questions_ends_with_a_synthetic_verdict(
     tmp_path: Path, fake_server: FakeServer, tiny_reranker: Path
 ) -> None:
-    from synthrank.pipeline import STAGE_NAMES
+    from synthrank.run.pipeline import STAGE_NAMES
     from test_pipeline import finished_times
 
     write_corpus(tmp_path / "corpus.jsonl")

@@ -1,4 +1,4 @@
-"""synthrank.text: known answers, and native == reference on generated and exhaustive input."""
+"""synthrank.native.text: known answers, and native == reference on generated and exhaustive input."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthrank import _backend, text
 from synthrank.errors import InvalidArgumentError
+from synthrank.native import _backend, text
 
 # Unassigned code points (Cn) may differ: the native tables are newer than Python's database.
 ASSIGNED_CHARS = st.characters(exclude_categories=("Cs", "Cn"))

@@ -17,9 +17,9 @@ from safetensors.torch import load_file
 from synthrank.cli import main
 from synthrank.errors import ConfigError, InvalidArgumentError
 from synthrank.records import RunLayout, TrainGroup, write_jsonl_atomic
-from synthrank.training.data import GroupOptions, encode_pairs, load_groups
-from synthrank.training.losses import bce_loss, lce_loss
-from synthrank.training.trainer import TrainConfig, Trainer, run_train
+from synthrank.stages.train.data import GroupOptions, encode_pairs, load_groups
+from synthrank.stages.train.losses import bce_loss, lce_loss
+from synthrank.stages.train.trainer import TrainConfig, Trainer, run_train
 from test_training_support import tiny_model, tiny_run
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -213,7 +213,7 @@ def test_naive_baseline_trains_pointwise_on_source_passages(tmp_path: Path, tiny
 
 
 def test_the_head_can_learn_faster_than_the_encoder(tmp_path: Path, tiny: Path) -> None:
-    from synthrank.training.trainer import parameter_groups
+    from synthrank.stages.train.trainer import parameter_groups
 
     model = Trainer(tiny_run(tmp_path / "run"), tiny_config(tiny)).model
     groups = parameter_groups(model, tiny_config(tiny, learning_rate=1e-5, head_learning_rate=1e-3))
@@ -239,7 +239,7 @@ import os, signal, sys
 from pathlib import Path
 sys.path[:0] = [{tests!r}]
 from synthrank.records import RunLayout
-from synthrank.training.trainer import run_train
+from synthrank.stages.train.trainer import run_train
 from test_training import tiny_config
 
 def die(step, folder):

@@ -18,7 +18,7 @@ WORKER = """
 import os, sys, torch
 from pathlib import Path
 from synthrank.records import RunLayout
-from synthrank.training.trainer import TrainConfig, Trainer
+from synthrank.stages.train.trainer import TrainConfig, Trainer
 
 cfg = TrainConfig(model={model!r}, batch_size=2, group_size=4, epochs=1, max_steps=6, learning_rate=1e-3,
                   max_length=64, max_query_tokens=16, cpu_threads=1, checkpoint_every=3, eval_every=3)

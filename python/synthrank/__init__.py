@@ -5,10 +5,9 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names __getattr__ below imports on first use, for type checkers and IDEs
-    from synthrank import stages
     from synthrank.api import Pipeline, RunResult, StageResult, load_config
     from synthrank.errors import ConfigError, SynthrankError
-    from synthrank.settings import PipelineConfig
+    from synthrank.run.settings import PipelineConfig
 
 try:
     __version__ = version("synthrank")
@@ -22,11 +21,10 @@ _LAZY = {
     "Pipeline": "synthrank.api",
     "RunResult": "synthrank.api",
     "StageResult": "synthrank.api",
-    "PipelineConfig": "synthrank.settings",
+    "PipelineConfig": "synthrank.run.settings",
     "SynthrankError": "synthrank.errors",
     "ConfigError": "synthrank.errors",
 }
-_SUBMODULES = ("stages",)
 
 __all__ = [
     "ConfigError",
@@ -37,15 +35,12 @@ __all__ = [
     "SynthrankError",
     "__version__",
     "load_config",
-    "stages",
 ]
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name]), name)
-    elif name in _SUBMODULES:
-        value = import_module(f"synthrank.{name}")
     else:
         raise AttributeError(f"module 'synthrank' has no attribute {name!r}")
     globals()[name] = value  # later lookups skip __getattr__

@@ -1,4 +1,5 @@
-"""Type stubs of the native core `synthrank._native` (Rust, PyO3). Use `synthrank._backend`, not this."""
+"""Type stubs of the native core `synthrank._native` (Rust, PyO3); import it only through
+`synthrank.native._backend`."""
 
 from collections.abc import Sequence
 from os import PathLike

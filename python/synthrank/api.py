@@ -7,7 +7,7 @@
 
 `Pipeline.run` is `synthrank run CONFIG --from/--to/--force` without the printing and exit codes:
 the same checks before the first stage (stage names, input files, LLM endpoints), the same resume
-and skip logic (`synthrank.pipeline.run_pipeline`), and errors raised as `SynthrankError`s instead
+and skip logic (`synthrank.run.pipeline.run_pipeline`), and errors raised as `SynthrankError`s instead
 of exit codes. `synthrank.stages` runs one stage at a time the same way.
 """
 
@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from synthrank.errors import SynthrankError
-from synthrank.pipeline import STAGE_NAMES, StageResult, plan, run_pipeline, stage_table
 from synthrank.records import Judgment, Passage, Query, RunLayout, TrainGroup, read_jsonl
-from synthrank.settings import PipelineConfig
-from synthrank.settings import load_config as _load_config
+from synthrank.run.pipeline import STAGE_NAMES, StageResult, plan, run_pipeline, stage_table
+from synthrank.run.settings import PipelineConfig
+from synthrank.run.settings import load_config as _load_config
 
 __all__ = ["Pipeline", "RunResult", "StageResult", "load_config"]
 
@@ -126,8 +126,8 @@ class Pipeline:
         `SynthrankError` (e.g. `BudgetExceededError`, `EmptyOutputError`) with every finished stage
         kept on disk; calling `run` again resumes.
         """
-        from synthrank.pipeline_runner import prepare
-        from synthrank.run_lock import RunLock
+        from synthrank.run.lock import RunLock
+        from synthrank.run.runner import prepare
 
         _check_stages(start, stop)
         # the run folder's lock, as `synthrank run` holds it: a second writer fails at once
@@ -137,6 +137,17 @@ class Pipeline:
             results = run_pipeline(self.config, start=start, stop=stop, force=force)
         # absolute, so the result still points at the run after a notebook changes its directory
         return RunResult(RunLayout(self.layout.root.resolve()), tuple(results))
+
+    def run_stage(self, name: str, *, check_llm: bool = True) -> StageResult:
+        """Run one stage, as `synthrank run --from NAME --to NAME`, after any earlier stage that is not
+        finished under this config; raises if an earlier stage stopped part-way (e.g. `max_cost`)."""
+        result = self.run(start=name, stop=name, check_llm=check_llm)
+        last = result.stages[-1]
+        if last.stage != name:
+            raise SynthrankError(
+                f"stage {last.stage} is incomplete ({last.action}); run it again before {name}"
+            )
+        return last
 
     def status(self) -> list[dict[str, Any]]:
         """One row per stage: state (done, partial, failed, stale, pending), seconds, LLM cost, counts."""

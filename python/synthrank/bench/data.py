@@ -116,7 +116,7 @@ def make_population(n: int, *, seed: int) -> Population:
 
 @dataclass(frozen=True)
 class Candidates:
-    """Input of the negatives stage, in the shapes `synthrank.negatives.select_negatives` takes."""
+    """Input of the negatives stage, in the shapes `synthrank.native.negatives.select_negatives` takes."""
 
     cand_ids: np.ndarray  # int64[Q, k], -1 = usearch padding
     cand_scores: np.ndarray  # float32[Q, k], descending per row

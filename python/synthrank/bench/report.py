@@ -65,8 +65,8 @@ def render_table(results: Sequence[BenchResult]) -> Table:
 
 def environment(threads: int | None, repeat: int, sample_cap: int, seed: int) -> dict[str, Any]:
     """Machine, versions and settings, stored beside the numbers so they can be compared later."""
-    from synthrank import _backend
     from synthrank.bench.measure import native_build_profile
+    from synthrank.native import _backend
 
     def version(package: str) -> str | None:
         try:

@@ -177,7 +177,7 @@ def bench_stage(
 def check_native(allow_debug_build: bool) -> Any:
     """The loaded native module; NativeUnavailableError if it is not built, DebugBuildError for a debug
     build unless allowed (the backend's silent fallback to the twin would make the numbers a lie)."""
-    from synthrank import _backend
+    from synthrank.native import _backend
 
     if not _backend.native_available():
         raise NativeUnavailableError(

@@ -1,6 +1,6 @@
 """What each benchmarked stage runs: its synthetic input, its call per backend, and its peers.
 
-Every stage calls the public wrapper (`synthrank.chunking`, ...) with `backend="native"` or
+Every stage calls the public wrapper (`synthrank.native.chunking`, ...) with `backend="native"` or
 `"python"`, so the benchmark measures what users call, argument checks included.
 """
 
@@ -59,7 +59,7 @@ class Stage:
 
 
 def _chunk(texts: list[str], backend: str, threads: int | None) -> Any:
-    from synthrank.chunking import chunk_words
+    from synthrank.native.chunking import chunk_words
 
     return chunk_words(
         texts, max_tokens=CHUNK_MAX_TOKENS, overlap=CHUNK_OVERLAP, backend=backend, threads=threads
@@ -74,7 +74,7 @@ def _same_chunks(left: Any, right: Any) -> bool:
 
 
 def _sample(population: data.Population, backend: str, threads: int | None) -> np.ndarray:
-    from synthrank.sampling import sample_uniform
+    from synthrank.native.sampling import sample_uniform
 
     # a reservoir draw is sequential: it runs on one thread whatever `threads` says
     return sample_uniform(
@@ -87,7 +87,7 @@ def _sample(population: data.Population, backend: str, threads: int | None) -> n
 
 
 def _near_duplicates(texts: list[str], backend: str, threads: int | None) -> np.ndarray:
-    from synthrank.dedup import near_duplicates
+    from synthrank.native.dedup import near_duplicates
 
     return near_duplicates(
         texts,
@@ -100,7 +100,7 @@ def _near_duplicates(texts: list[str], backend: str, threads: int | None) -> np.
 
 
 def _lsh_bands_rows() -> tuple[int, int]:
-    from synthrank.dedup import lsh_params
+    from synthrank.native.dedup import lsh_params
 
     return lsh_params(DEDUP_THRESHOLD, DEDUP_NUM_PERM)
 
@@ -127,7 +127,7 @@ def _rensa(texts: list[str], threads: int | None) -> np.ndarray:
 
 
 def _select_negatives(candidates: data.Candidates, backend: str, threads: int | None) -> Any:
-    from synthrank.negatives import select_negatives
+    from synthrank.native.negatives import select_negatives
 
     # Only the filters sentence-transformers also has, so all three implementations do the same job.
     return select_negatives(
@@ -143,7 +143,7 @@ def _select_negatives(candidates: data.Candidates, backend: str, threads: int | 
 
 
 def _select_judged_negatives(candidates: data.Candidates, backend: str, threads: int | None) -> Any:
-    from synthrank.negatives import select_negatives
+    from synthrank.native.negatives import select_negatives
 
     # Every filter synthrank adds on top: judge labels, exact and near duplicates of positives,
     # a rank window, and seeded random sampling.

@@ -1,1 +1,0 @@
-"""Click commands, one module per stage; `synthrank.cli` registers their `COMMANDS`."""

@@ -1,0 +1,2 @@
+"""A run folder's life: the pipeline and its plan, config loading, manifests, the run lock, the
+report."""

@@ -1,0 +1,418 @@
+"""Rerank the same first-stage top-k lists with each system and measure quality and speed.
+
+Systems: the first-stage order itself, a bi-encoder's cosine similarity, any number of
+cross-encoders (base and fine-tuned), and each cross-encoder fused with the bi-encoder.
+Cross-encoder pairs are scored longest-first in length buckets, each batch sized to a token budget,
+so short pairs run in big batches and long ones fit (`synthrank.scoring`, shared with the trainer).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from synthrank.devices import PRECISIONS, Precision, pick_device
+from synthrank.errors import ConfigError, EmptyOutputError, InvalidArgumentError
+from synthrank.models import DEFAULT_EMBEDDER, resolve_model
+from synthrank.records import RunLayout
+from synthrank.scoring import load_cross_encoder, rerank_with_cross_encoder
+from synthrank.scoring import score_pairs as score_pairs  # tests import it from here
+from synthrank.stages.evaluate.datasets import (
+    TREC_DL_19_NAMES,
+    EvalDataset,
+    load_beir,
+    load_indomain_any,
+    load_trec_dl19,
+)
+from synthrank.stages.evaluate.metrics import METRICS, evaluate, mean, paired_comparison
+
+log = logging.getLogger(__name__)
+
+
+def rerank_with_bi_encoder(
+    model: Any, ds: EvalDataset, batch_size: int = 64
+) -> tuple[dict[str, dict[str, float]], float]:
+    """(run, pairs per second) for a sentence-transformers bi-encoder: cosine of the two embeddings."""
+    qids = list(ds.candidates)
+    pids = sorted({d for c in ds.candidates.values() for d in c})
+    started = time.perf_counter()
+    q_emb = model.encode([ds.queries[q] for q in qids], batch_size=batch_size, normalize_embeddings=True)
+    p_emb = model.encode([ds.passages[p] for p in pids], batch_size=batch_size, normalize_embeddings=True)
+    elapsed = time.perf_counter() - started
+    row = {p: i for i, p in enumerate(pids)}
+    run = {
+        q: {d: float(np.dot(q_emb[i], p_emb[row[d]])) for d in ds.candidates[q]} for i, q in enumerate(qids)
+    }
+    return run, ds.n_pairs / elapsed if elapsed > 0 else float("inf")
+
+
+def fuse_runs(
+    cross: dict[str, dict[str, float]], first: dict[str, dict[str, float]], weight: float
+) -> dict[str, dict[str, float]]:
+    """weight * z(cross) + (1 - weight) * z(first), each z-scored within its query's list.
+
+    Per-query z-scores put logits and cosines on one scale without a held-out calibration, so one
+    weight carries across queries and models.
+    """
+
+    def zscores(scores: dict[str, float]) -> dict[str, float]:
+        values = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
+        center, spread = float(values.mean()), float(values.std()) or 1.0
+        return {d: (v - center) / spread for d, v in scores.items()}
+
+    fused: dict[str, dict[str, float]] = {}
+    for q, scores in cross.items():
+        zc, zf = zscores(scores), zscores(first[q])
+        fused[q] = {d: weight * zc[d] + (1.0 - weight) * zf[d] for d in scores}
+    return fused
+
+
+@dataclass
+class SystemResult:
+    """One system on one data set: mean and per-query metrics, speed."""
+
+    system: str
+    dataset: str
+    kind: str  # "first-stage" | "bi-encoder" | "cross-encoder" | "fused"
+    means: dict[str, float]
+    per_query: dict[str, dict[str, float]] = field(repr=False)
+    pairs_per_second: float | None = None
+    seconds: float = 0.0
+    run: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+
+
+def score_run(
+    system: str,
+    kind: str,
+    ds: EvalDataset,
+    run: dict[str, dict[str, float]],
+    pps: float | None,
+    seconds: float,
+) -> SystemResult:
+    per_query = evaluate(ds.qrels, run, METRICS, ds.relevance_level)
+    return SystemResult(
+        system, ds.name, kind, {m: mean(v) for m, v in per_query.items()}, per_query, pps, seconds, run
+    )
+
+
+def evaluate_cross_encoder(
+    name: str, path: str | Path, ds: EvalDataset, device: torch.device, cfg: EvalConfig
+) -> SystemResult:
+    model, tokenizer = load_cross_encoder(str(path), device)
+    started = time.perf_counter()
+    run, pps = rerank_with_cross_encoder(
+        model,
+        tokenizer,
+        ds,
+        max_length=cfg.max_length,
+        max_query_tokens=cfg.max_query_tokens,
+        precision=cfg.precision,
+    )
+    return score_run(name, "cross-encoder", ds, run, pps, time.perf_counter() - started)
+
+
+@dataclass
+class EvalConfig:
+    """Options of the evaluate stage (the `[evaluate]` table of synthrank.toml).
+
+    models: cross-encoders to compare, "label=path" or a path; the last one is the candidate that
+    every other system is tested against. Empty = the run's fine-tuned `model/`.
+    fuse_weights: also rank by each cross-encoder fused with the bi-encoder (`fuse_runs`), one row
+    "label+bi@w" per weight; the last model at the last weight is then the candidate. "auto": one
+    weight per model, the best of `FUSE_GRID` on the run's synthetic dev set (never a test set).
+    datasets: "indomain" (held-out real questions of the run, else its synthetic test set `test/`),
+    "trec-dl-19", or a BEIR folder path; empty = no evaluation.
+    synthetic_queries, synthetic_judge_top_m: size of the synthetic test set the testset stage
+    builds when the corpus has no real questions, and the depth judged per first stage.
+    """
+
+    models: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=lambda: ["indomain"])
+    bi_encoder: str = DEFAULT_EMBEDDER  # "" = leave the bi-encoder row out
+    first_stage_row: bool = True
+    top_k: int = 100
+    max_length: int = 512
+    max_query_tokens: int = 64
+    device: str = "auto"
+    precision: Precision = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    trec_dl_archive: str = "trec-dl-19.tar.gz"  # for datasets = ["trec-dl-19"]
+    indomain_max_queries: int = 0  # 0 = every held-out question
+    beir_split: str = "test"
+    seed: int = 0
+    output: str = ""  # report folder; "" = the run folder's eval/
+    fuse_weights: list[float] | Literal["auto"] = field(default_factory=list)
+    synthetic_queries: int = 100  # 0 = never build a synthetic test set
+    synthetic_judge_top_m: int = 10
+    fuse_min_dev_queries: int = 30  # "auto" with fewer dev queries uses the even mix 0.5 instead
+
+    def __post_init__(self) -> None:
+        if isinstance(self.fuse_weights, str):
+            if self.fuse_weights != "auto":
+                raise ConfigError(
+                    f'a list of weights or "auto", got {self.fuse_weights!r}',
+                    section="evaluate",
+                    key="fuse_weights",
+                )
+        else:
+            for w in self.fuse_weights:
+                if not 0.0 <= w <= 1.0:
+                    raise ConfigError(
+                        f"each weight must be in [0, 1], got {w}", section="evaluate", key="fuse_weights"
+                    )
+        if self.synthetic_queries < 0:
+            raise ConfigError(
+                f"must be >= 0, got {self.synthetic_queries}", section="evaluate", key="synthetic_queries"
+            )
+        if self.synthetic_judge_top_m < 1:
+            raise ConfigError(
+                f"must be >= 1, got {self.synthetic_judge_top_m}",
+                section="evaluate",
+                key="synthetic_judge_top_m",
+            )
+        if self.fuse_weights and not self.bi_encoder:
+            raise ConfigError(
+                "needs the bi-encoder row (bi_encoder is empty)", section="evaluate", key="fuse_weights"
+            )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"one of {', '.join(PRECISIONS)}, got {self.precision!r}", section="evaluate", key="precision"
+            )
+
+
+FUSE_GRID = tuple(i / 10 for i in range(11))  # the weights `fuse_weights = "auto"` chooses from
+PICKED_ON_DEV = " (picked on dev)"
+
+
+def fused_label(label: str, weight: float, picked: bool = False) -> str:
+    return f"{label}+bi@{weight:g}" + (PICKED_ON_DEV if picked else "")
+
+
+def parse_model_spec(spec: str) -> tuple[str, str]:
+    """ "label=path" -> (label, path); a bare path is labelled by its folder name."""
+    label, sep, path = spec.partition("=")
+    if sep and label and not Path(spec).exists():
+        return label, path
+    return Path(spec).name or spec, spec
+
+
+def load_dataset(spec: str, layout: RunLayout, cfg: EvalConfig) -> EvalDataset:
+    if spec == "indomain":
+        return load_indomain_any(layout, cfg.top_k, cfg.indomain_max_queries or None, cfg.seed)
+    if spec in TREC_DL_19_NAMES:
+        return load_trec_dl19(cfg.trec_dl_archive, cfg.top_k)
+    if Path(spec).is_dir():
+        return load_beir(spec, cfg.beir_split, cfg.top_k)
+    raise InvalidArgumentError(f"--dataset {spec!r}: use indomain, trec-dl-19 or a BEIR folder path")
+
+
+def pick_fuse_weights(
+    layout: RunLayout, models: list[tuple[str, str]], bi_encoder: Any, device: torch.device, cfg: EvalConfig
+) -> dict[str, Any]:
+    """Per model, the weight of `FUSE_GRID` with the best mean nDCG@10 on the run's synthetic dev set.
+
+    The dev set (written by mine, held out by document from training) is the only place a weight
+    may be tuned: picking it on a test set would report a number no user could reproduce.
+    """
+    what = '[evaluate] fuse_weights = "auto" picks the fusion weight on the synthetic dev set'
+    if not (layout.dev / "qrels").is_dir():
+        raise EmptyOutputError(
+            f"{layout.dev}: no synthetic dev set; {what}: run mine with [mine] dev_fraction > 0, "
+            "or give explicit weights"
+        )
+    dev = load_beir(layout.dev, split="dev", top_k=cfg.top_k, name="dev")
+    dev_queries = [q for q in dev.candidates if dev.candidates[q] and q in dev.qrels]
+    if not dev_queries:
+        raise EmptyOutputError(
+            f"{layout.dev}: the synthetic dev set has no query with candidates; {what}: raise [mine] "
+            "dev_fraction or the number of queries, or give explicit weights"
+        )
+    if len(dev_queries) < cfg.fuse_min_dev_queries:
+        log.warning(
+            "%s: %d dev queries, fewer than [evaluate] fuse_min_dev_queries (%d): too few to pick a "
+            "fusion weight on; the even mix 0.5 (fixed in advance) is used",
+            layout.dev,
+            len(dev_queries),
+            cfg.fuse_min_dev_queries,
+        )
+        even = {label: 0.5 for label, _ in models}
+        return {"mode": "even", "dev_queries": len(dev_queries), "picked": even}
+    bi_run, _ = rerank_with_bi_encoder(bi_encoder, dev)
+    picked: dict[str, float] = {}
+    curves: dict[str, dict[str, float]] = {}
+    for label, path in models:
+        cross = evaluate_cross_encoder(label, path, dev, device, cfg)
+        curve = {
+            w: mean(evaluate(dev.qrels, fuse_runs(cross.run, bi_run, w), ("ndcg@10",))["ndcg@10"])
+            for w in FUSE_GRID
+        }
+        best = max(curve.values())
+        # among equally good weights, the one nearest an even mix: the least tuned choice
+        picked[label] = min(
+            (w for w, v in curve.items() if v >= best - 1e-12), key=lambda w: (abs(w - 0.5), w)
+        )
+        curves[label] = {f"{w:g}": round(v, 4) for w, v in curve.items()}
+        log.info("fusion weight for %s picked on %d dev queries: %g", label, len(dev_queries), picked[label])
+    return {
+        "mode": "auto",
+        "grid": list(FUSE_GRID),
+        "dev_queries": len(dev_queries),
+        "picked": picked,
+        "dev_ndcg@10": curves,
+    }
+
+
+def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
+    """Rerank each data set's first-stage lists with every system; write report.{json,md} and chart.png.
+
+    No data sets means no evaluation: the report says so and nothing is loaded.
+    """
+    from synthrank.stages.evaluate.report import print_table, set_card_evaluation, write_report
+
+    output = Path(cfg.output) if cfg.output else layout.eval
+    if not cfg.datasets:
+        empty = {"device": None, "torch_threads": None, "candidate": None, "config": dict(cfg.__dict__)}
+        written = write_report(output, {**empty, "datasets": {}})
+        log.info("no evaluation: [evaluate] datasets is empty")
+        return {"datasets": 0, "systems": 0, "pairs": 0, "report": str(written["json"])}
+    specs = cfg.models or ([f"ours={layout.model}"] if layout.model.is_dir() else [])
+    models = [parse_model_spec(s) for s in specs]
+    if not models and not cfg.bi_encoder and not cfg.first_stage_row:
+        raise InvalidArgumentError("nothing to evaluate: give --model, a bi-encoder or the first-stage row")
+    device = pick_device(cfg.device)
+    datasets = [load_dataset(spec, layout, cfg) for spec in cfg.datasets]
+    results: list[SystemResult] = []
+    bi_encoder = None
+    if cfg.bi_encoder:
+        from sentence_transformers import SentenceTransformer
+
+        bi_encoder = SentenceTransformer(resolve_model(cfg.bi_encoder), device=str(device))
+    auto = cfg.fuse_weights == "auto"
+    fusion = pick_fuse_weights(layout, models, bi_encoder, device, cfg) if auto and models else None
+    weights = {
+        label: [fusion["picked"][label]] if fusion else list(cfg.fuse_weights) if not auto else []
+        for label, _ in models
+    }
+    picked_on_dev = fusion is not None and fusion["mode"] == "auto"
+    for ds in datasets:
+        log.info("%s: %d queries, %d pairs", ds.name, len(ds.candidates), ds.n_pairs)
+        if cfg.first_stage_row:
+            results.append(score_run(ds.first_stage, "first-stage", ds, ds.first_stage_run(), None, 0.0))
+        bi_run: dict[str, dict[str, float]] = {}
+        if bi_encoder is not None:
+            started = time.perf_counter()
+            bi_run, pps = rerank_with_bi_encoder(bi_encoder, ds)
+            seconds = time.perf_counter() - started
+            results.append(score_run("bi-encoder", "bi-encoder", ds, bi_run, pps, seconds))
+        for label, path in models:
+            cross = evaluate_cross_encoder(label, path, ds, device, cfg)
+            results.append(cross)
+            for w in weights[label]:
+                fused = fuse_runs(cross.run, bi_run, w)
+                name = fused_label(label, w, picked=picked_on_dev)
+                results.append(score_run(name, "fused", ds, fused, None, cross.seconds))
+    candidate = None
+    if models:
+        label = models[-1][0]
+        candidate = fused_label(label, weights[label][-1], picked=picked_on_dev) if weights[label] else label
+    report = build_report(datasets, results, candidate, device, cfg, fusion)
+    written = write_report(output, report)
+    print_table(report)
+    for _label, path in models:
+        if Path(path).is_dir():
+            set_card_evaluation(Path(path), written["markdown_tables"])
+    return {
+        "datasets": len(datasets),
+        "systems": len(results) // max(1, len(datasets)),
+        "pairs": sum(ds.n_pairs for ds in datasets),
+        "report": str(written["json"]),
+        **({"fuse_weights_picked": fusion["picked"]} if fusion else {}),
+    }
+
+
+SIGNIFICANCE = 0.05  # the verdicts' level for the paired randomisation test
+
+
+def verdict(system: str, baseline: str, comparison: dict[str, float]) -> dict[str, Any]:
+    """better / worse / no significant difference, from a paired comparison on per-query nDCG@10."""
+    p, diff = comparison["p_randomization"], comparison["mean_diff"]
+    outcome = "no significant difference" if p >= SIGNIFICANCE else "better" if diff > 0 else "worse"
+    return {
+        "system": system,
+        "baseline": baseline,
+        "verdict": outcome,
+        "mean_diff": round(diff, 4),
+        "p": p,
+        "queries": int(comparison["n"]),
+    }
+
+
+def build_report(
+    datasets: list[EvalDataset],
+    results: list[SystemResult],
+    candidate: str | None,
+    device: torch.device,
+    cfg: EvalConfig,
+    fusion: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSON report: per data set, each system's means and speed, the candidate's paired tests and
+    verdicts (and, when the candidate is a fused row, the unfused model's verdicts against the
+    first stage and the bi-encoder)."""
+    out: dict[str, Any] = {
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "candidate": candidate,
+        "config": {k: v for k, v in cfg.__dict__.items()},
+        "fusion": fusion,
+        "datasets": {},
+    }
+    for ds in datasets:
+        rows = [r for r in results if r.dataset == ds.name]
+        entry: dict[str, Any] = {
+            "queries": len(ds.candidates),
+            "pairs": ds.n_pairs,
+            "first_stage": ds.first_stage,
+            "relevance_level": ds.relevance_level,
+            "kind": ds.meta.get("kind"),
+            "systems": {
+                r.system: {
+                    "kind": r.kind,
+                    **{m: round(v, 4) for m, v in r.means.items()},
+                    "pairs_per_second": round(r.pairs_per_second, 1) if r.pairs_per_second else None,
+                    "seconds": round(r.seconds, 2),
+                }
+                for r in rows
+            },
+            "per_query_ndcg@10": {r.system: r.per_query["ndcg@10"] for r in rows},
+            "comparisons": {},
+            "verdicts": [],
+        }
+        cand = next((r for r in rows if r.system == candidate), None)
+        if cand is not None:
+            for other in rows:
+                if other.system != candidate:
+                    entry["comparisons"][other.system] = {
+                        m: paired_comparison(other.per_query[m], cand.per_query[m], seed=cfg.seed)
+                        for m in METRICS
+                    }
+                    entry["verdicts"].append(
+                        verdict(cand.system, other.system, entry["comparisons"][other.system]["ndcg@10"])
+                    )
+            unfused = next(
+                (r for r in rows if r.kind == "cross-encoder" and cand.system.startswith(f"{r.system}+bi@")),
+                None,
+            )
+            if cand.kind == "fused" and unfused is not None:
+                for other in rows:
+                    if other.kind in ("first-stage", "bi-encoder"):
+                        comparison = paired_comparison(
+                            other.per_query["ndcg@10"], unfused.per_query["ndcg@10"], seed=cfg.seed
+                        )
+                        entry["verdicts"].append(verdict(unfused.system, other.system, comparison))
+        out["datasets"][ds.name] = entry
+    return out
