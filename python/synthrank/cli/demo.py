@@ -49,7 +49,9 @@ def demo_config(run_dir: Path, *, live: bool) -> PipelineConfig:
             heldout_fraction=0.2,
             heldout_group="focus",
         ),
-        sample=SampleConfig(num_passages=80, seed=0),
+        # the 80 passages the replies were recorded for, listed: a replay must not depend on how the
+        # sampler or the near-duplicate clusters (which decide eligibility) evolve
+        sample=SampleConfig(num_passages=80, seed=0, passage_ids=demo_file("sampled_ids.txt")),
         llm=LLMConfig(model=DEMO_MODEL, cache=run_dir / "llm_cache.sqlite", offline=not live, concurrency=1),
         generate=GenerateConfig(n_queries=1, keyword_ratio=0.3, max_tokens=64, temperature=0.0),
         judge=JudgeConfig(top_m=4),

@@ -147,12 +147,13 @@ def _relative_to(config: PipelineConfig, base: Path) -> PipelineConfig:
     corpus = dataclasses.replace(
         config.corpus, path=fix(config.corpus.path), exclude_docs=fix(config.corpus.exclude_docs)
     )
+    sample = dataclasses.replace(config.sample, passage_ids=fix(config.sample.passage_ids))
     llm = dataclasses.replace(config.llm, cache=fix(config.llm.cache))
     archive = fix(Path(config.evaluate.trec_dl_archive))
     named = ("indomain", "trec-dl-19", "trec-dl-2019")  # data sets by name; anything else is a BEIR folder
     datasets = [d if d in named else str(fix(Path(d))) for d in config.evaluate.datasets]
     evaluate = dataclasses.replace(config.evaluate, trec_dl_archive=str(archive), datasets=datasets)
-    return config.with_changes(run=run, corpus=corpus, llm=llm, evaluate=evaluate)
+    return config.with_changes(run=run, corpus=corpus, sample=sample, llm=llm, evaluate=evaluate)
 
 
 def check_inputs(config: PipelineConfig) -> None:
@@ -162,3 +163,7 @@ def check_inputs(config: PipelineConfig) -> None:
     for key, value in (("path", config.corpus.path), ("exclude_docs", config.corpus.exclude_docs)):
         if value is not None and not Path(value).exists():
             raise ConfigError(f"{config.source or 'config'}: [corpus] {key}: {value} does not exist")
+    if config.sample.passage_ids is not None and not config.sample.passage_ids.is_file():
+        raise ConfigError(
+            f"{config.source or 'config'}: [sample] passage_ids: {config.sample.passage_ids} does not exist"
+        )

@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from synthrank.errors import ConfigError, InputFormatError
+from synthrank.errors import ConfigError, EmptyOutputError, InputFormatError
 from synthrank.native import sampling
 from synthrank.records import RunLayout, atomic_open
 
@@ -34,6 +35,10 @@ class SampleConfig:
     max_tokens: int | None = None
     one_per_cluster: bool = True
     seed: int = 0
+    # a file of passage ids, one per line: sample exactly these (the eligible ones) instead of drawing;
+    # e.g. the passages a set of recorded LLM replies was made for, so the replay survives any change
+    # to the sampler or to the near-duplicate clusters
+    passage_ids: Path | None = None
 
     def validate(self) -> None:
         if self.num_passages < 1:
@@ -105,12 +110,40 @@ def _smallest_hashes(layout: RunLayout, eligible: np.ndarray, cfg: SampleConfig)
     return rows[np.argsort(keys[rows], kind="stable")[: cfg.num_passages]]
 
 
+def _listed(layout: RunLayout, eligible: np.ndarray, path: Path) -> tuple[np.ndarray, dict[str, int]]:
+    """The eligible rows among the passage ids listed in `path`, and what became of the others."""
+    try:
+        wanted = {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", section="sample", key="passage_ids") from exc
+    rows = []
+    with open(layout.passages, encoding="utf-8") as fh:
+        for row, line in enumerate(fh):
+            if json.loads(line)["passage_id"] in wanted:
+                rows.append(row)
+    found = np.asarray(rows, dtype=np.int64)
+    chosen = found[eligible[found]] if len(found) else found
+    if not len(chosen):
+        raise EmptyOutputError(
+            f"[sample] passage_ids: none of the {len(wanted)} ids in {path} is an eligible passage of "
+            f"{layout.passages} ({len(found)} found)"
+        )
+    return chosen, {
+        "listed": len(wanted),
+        "listed_not_found": len(wanted) - len(found),
+        "listed_not_eligible": len(found) - len(chosen),
+    }
+
+
 def run_sample(layout: RunLayout, cfg: SampleConfig) -> dict[str, object]:
     """Choose passages for query generation and write their ids to `layout.sampled_ids`."""
     cfg.validate()
     arrays = load_passage_arrays(layout)
     eligible = eligible_mask(arrays, cfg)
-    if cfg.strategy == "stratified":
+    listed: dict[str, int] = {}
+    if cfg.passage_ids is not None:
+        chosen, listed = _listed(layout, eligible, cfg.passage_ids)
+    elif cfg.strategy == "stratified":
         assert cfg.stratify_by is not None  # validate() checked it
         strata = _strata(layout, cfg.stratify_by)
         quotas = _balanced_quotas(strata, eligible, cfg.num_passages)
@@ -131,4 +164,5 @@ def run_sample(layout: RunLayout, cfg: SampleConfig) -> dict[str, object]:
         "eligible": int(eligible.sum()),
         "withheld": int(arrays["heldout"].sum()),
         "sampled": len(chosen),
+        **listed,
     }
