@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthrank.errors import ConfigError, InputFormatError
+from synthrank.errors import ConfigError, EmptyOutputError, InputFormatError
 from synthrank.records import Passage, RunLayout, to_json
 from synthrank.stages.sample import SampleConfig, run_sample
 
@@ -95,3 +95,39 @@ def test_bad_config_and_missing_corpus(tmp_path: Path) -> None:
     with pytest.raises(InputFormatError, match="run `synthrank ingest` first"):
         run_sample(RunLayout(tmp_path), SampleConfig())
     assert not RunLayout(tmp_path).sampled_ids.exists()
+
+
+def test_listed_passage_ids_are_sampled_exactly_when_eligible(tmp_path: Path) -> None:
+    # rows 0-1 one cluster (row 1 is not its first member); row 2 held out; rows 3-4 distinct
+    layout = make_corpus(tmp_path, ["a"] * 5, [False, False, True, False, False], [0, 0, 2, 3, 4])
+    listed = tmp_path / "ids.txt"
+    listed.write_text("d4#0\nd0#0\n\nd1#0\nd2#0\nnot-a-passage\n", encoding="utf-8")
+    counts = run_sample(layout, SampleConfig(num_passages=1, passage_ids=listed))
+    assert sampled(layout) == ["d0#0", "d4#0"]  # num_passages and the draw do not apply; corpus order
+    assert counts["sampled"] == 2 and counts["listed"] == 5
+    assert counts["listed_not_found"] == 1 and counts["listed_not_eligible"] == 2
+
+
+def test_listed_passage_ids_none_eligible_or_unreadable(tmp_path: Path) -> None:
+    layout = make_corpus(tmp_path, ["a"] * 3, [True, False, False], [0, 1, 2])
+    listed = tmp_path / "ids.txt"
+    listed.write_text("d0#0\nnope\n", encoding="utf-8")
+    with pytest.raises(EmptyOutputError, match=r"\[sample\] passage_ids: none of the 2 ids"):
+        run_sample(layout, SampleConfig(passage_ids=listed))
+    assert not layout.sampled_ids.exists()  # nothing half-done for generate to pick up
+    with pytest.raises(ConfigError, match="passage_ids"):
+        run_sample(layout, SampleConfig(passage_ids=tmp_path / "missing.txt"))
+
+
+def test_a_missing_passage_ids_file_fails_at_load(tmp_path: Path) -> None:
+    from synthrank.run.settings import check_inputs, load_config
+
+    (tmp_path / "corpus.jsonl").write_text('{"id": "a", "text": "x"}\n', encoding="utf-8")
+    config_file = tmp_path / "c.toml"
+    config_file.write_text(
+        '[corpus]\npath = "corpus.jsonl"\n[sample]\npassage_ids = "picked.txt"\n', encoding="utf-8"
+    )
+    config = load_config(config_file)
+    assert config.sample.passage_ids == tmp_path / "picked.txt"  # relative to the config file
+    with pytest.raises(ConfigError, match=r"\[sample\] passage_ids: .*picked.txt does not exist"):
+        check_inputs(config)
