@@ -14,14 +14,13 @@ of exit codes. `synthrank.stages` runs one stage at a time the same way.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from synthrank.errors import SynthrankError
+from synthrank.native._backend import selected
 from synthrank.records import Judgment, Passage, Query, RunLayout, TrainGroup, read_jsonl
 from synthrank.run.pipeline import STAGE_NAMES, StageResult, plan, run_pipeline, stage_table
 from synthrank.run.settings import PipelineConfig
@@ -132,7 +131,7 @@ class Pipeline:
         _check_stages(start, stop)
         # the run folder's lock, as `synthrank run` holds it: a second writer fails at once
         lock = RunLock(self.config.run.dir, command="synthrank.Pipeline.run")
-        with lock, _backend(self.config.run.backend):
+        with lock, selected(self.config.run.backend):
             prepare(self.config, start=start, stop=stop, force=force, check_llm=check_llm)
             results = run_pipeline(self.config, start=start, stop=stop, force=force)
         # absolute, so the result still points at the run after a notebook changes its directory
@@ -163,20 +162,3 @@ def _check_stages(*names: str | None) -> None:
     for name in names:
         if name is not None and name not in STAGE_NAMES:
             raise SynthrankError(f"unknown stage {name!r}; stages: {', '.join(STAGE_NAMES)}")
-
-
-@contextmanager
-def _backend(backend: str | None) -> Iterator[None]:
-    """`[run] backend` for the native-core stages, as the CLI sets it, restored afterwards."""
-    if backend is None:
-        yield
-        return
-    saved = os.environ.get("SYNTHRANK_BACKEND")
-    os.environ["SYNTHRANK_BACKEND"] = backend
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("SYNTHRANK_BACKEND", None)
-        else:
-            os.environ["SYNTHRANK_BACKEND"] = saved

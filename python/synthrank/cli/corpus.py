@@ -227,7 +227,6 @@ def retrieve(
     MINE, "--allow-unjudged", is_flag=True, help="Use unjudged candidates as (flagged) easier negatives."
 )
 @config_option(MINE, "--dev-fraction", type=click.FloatRange(0, 1, max_open=True))
-@click.option("--backend", default=None, type=click.Choice(["native", "python"]))
 @config_option(
     MINE,
     "--adapt",

@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -54,6 +55,26 @@ def get(backend: str | None = None) -> ModuleType:
         if native is not None:
             return native
     return reference
+
+
+@contextmanager
+def selected(backend: str | None) -> Iterator[None]:
+    """`backend` for every native-core call inside (as SYNTHRANK_BACKEND), restored afterwards; None
+    leaves the environment's choice. `synthrank run` and `Pipeline.run` apply `[run] backend` so."""
+    if backend is None:
+        yield
+        return
+    if backend not in BACKENDS:
+        raise InvalidArgumentError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    saved = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = backend
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = saved
 
 
 def is_panic(error: BaseException) -> bool:

@@ -174,8 +174,10 @@ def prepare(
 
 def run_config(config: PipelineConfig, **options: Any) -> int:
     """Run a loaded config holding its run folder's lock (see `_run_locked`); return the exit code."""
+    from synthrank.native._backend import selected  # not at import: `synthrank status` loads no numpy
+
     try:
-        with RunLock(config.run.dir):
+        with RunLock(config.run.dir), selected(config.run.backend):
             return _run_locked(config, **options)
     except RunLockedError as exc:
         error(exc)
@@ -194,8 +196,6 @@ def _run_locked(
     """Run a loaded config; print progress and the final tables; return the exit code."""
     layout = RunLayout(config.run.dir)
     setup_logging(layout, config.run.log_level, verbose)
-    if config.run.backend:
-        os.environ["SYNTHRANK_BACKEND"] = config.run.backend
     try:
         steps = prepare(config, start=start, stop=stop, force=force, check_llm=check_llm)
     except SynthrankError as exc:

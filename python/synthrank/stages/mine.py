@@ -73,7 +73,6 @@ class MineConfig:
     allow_unjudged: bool = False  # unjudged candidates as easier negatives, flagged in neg_judged
     dev_fraction: float = 0.05
     seed: int = 0
-    backend: str | None = None
     # "auto": when the judge (almost) never grades <= negative_max_grade, switch to the weak-judge
     # recipe (see `adapt_to_judge`) and say so; "off": always the settings as written
     adapt: Literal["auto", "off"] = "auto"
@@ -522,7 +521,6 @@ def _select_negatives(
         relevant_min_label=float(cfg.positive_min_grade),
         negative_max_label=float(cfg.negative_max_grade),
         allow_unjudged=cfg.allow_unjudged,
-        backend=cfg.backend,
     )
 
 
