@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from synthrank.stages.train.model_card import finish_model_folder, set_card_evaluation
+from synthrank.stages.evaluate.report import set_card_evaluation
+from synthrank.stages.train.model_card import finish_model_folder
 from synthrank.stages.train.trainer import TrainConfig
 from test_training_support import tiny_model
 
