@@ -13,9 +13,10 @@ from tokenizers import Tokenizer
 
 from synthrank.errors import ConfigError
 from synthrank.models import resolve_model
+from synthrank.native.dedup import exact_hashes
 from synthrank.records import Passage, RunLayout, read_jsonl
 from synthrank.stages.ingest import IngestConfig, run_ingest
-from synthrank.stages.ingest.neardup import connected_components
+from synthrank.stages.ingest.neardup import NearDuplicateClusters, connected_components
 
 WORDS = [
     "alpha",
@@ -83,6 +84,15 @@ def test_exact_and_near_duplicates_share_a_cluster(tmp_path: Path) -> None:
     assert hashes[0] == hashes[2] and hashes[0] != hashes[3]
     assert clusters.tolist() == [0, 1, 0, 0, 4]
     assert counts["exact_duplicate_passages"] == 1 and counts["near_duplicate_clusters"] == 3
+
+
+def test_passages_without_shingles_join_only_their_exact_copies() -> None:
+    texts = ["!!!", "???", "!!!", "...", sentence(1, 40)]
+    index = NearDuplicateClusters()
+    index.add(texts[:2])
+    index.add(texts[2:])  # across batches too
+    clusters = index.clusters(exact_hashes(texts))
+    assert clusters.tolist() == [0, 1, 0, 3, 4]
 
 
 def test_connected_components_give_the_smallest_index() -> None:

@@ -5,7 +5,8 @@ cannot do that. Here each batch's MinHash signatures (native, `synthrank.native.
 are folded into one uint64 key per LSH band (bands x 8 bytes per passage, e.g. 72 B at threshold
 0.8), and the clusters are the connected components of "shares a band key or an exact hash".
 Unlike `near_duplicates(verify=True)`, band collisions are not re-checked against the true Jaccard
-(the texts are gone by then), so a cluster can chain pairs slightly below the threshold.
+(the texts are gone by then), so a cluster can chain pairs slightly below the threshold. Passages
+without shingles (nothing but punctuation) get band keys of their own: only exact copies join them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from synthrank.native import dedup
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
+_NO_SHINGLES = np.uint64(0x9E3779B97F4A7C15)  # salts the per-passage keys of texts without shingles
 
 
 def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
@@ -64,6 +66,7 @@ class NearDuplicateClusters:
         self.num_perm, self.shingle_size, self.seed = num_perm, shingle_size, seed
         self.bands, self.rows = dedup.lsh_params(threshold, num_perm)
         self._keys: list[np.ndarray] = []
+        self._added = 0
 
     def add(self, texts: Sequence[str]) -> None:
         if not texts:
@@ -71,7 +74,16 @@ class NearDuplicateClusters:
         signatures = dedup.minhash_signatures(
             texts, num_perm=self.num_perm, shingle_size=self.shingle_size, seed=self.seed
         )
-        self._keys.append(band_keys(signatures, self.bands, self.rows))
+        keys = band_keys(signatures, self.bands, self.rows)
+        # a passage without shingles (e.g. only punctuation) has the all-max signature: give it keys
+        # of its own, so such passages are joined only by their exact hashes, not all into one cluster
+        empty = np.flatnonzero((signatures == np.iinfo(np.uint64).max).all(axis=1))
+        if len(empty):
+            rows = (empty + self._added).astype(np.uint64)[:, None]
+            with np.errstate(over="ignore"):
+                keys[empty] = (rows * _FNV_PRIME + np.arange(self.bands, dtype=np.uint64)) ^ _NO_SHINGLES
+        self._added += len(texts)
+        self._keys.append(keys)
 
     def clusters(self, exact_hashes: np.ndarray) -> np.ndarray:
         n = len(exact_hashes)
