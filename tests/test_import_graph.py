@@ -133,7 +133,7 @@ def _is_module(name: str) -> bool:
 def test_every_module_and_path_readme_names_exists() -> None:
     """README's "How it works" and layout tables point at the code: each `synthrank.x.y` it names is
     a module (or a name in one) and each `python/synthrank/...` path exists."""
-    root = PACKAGE.parents[1]
+    root = Path(__file__).resolve().parents[1]  # the checkout (the tests may import an installed copy)
     readme = (root / "README.md").read_text(encoding="utf-8")
     for dotted in set(re.findall(r"`(synthrank(?:\.\w+)+)`", readme)):
         parts = dotted.split(".")
