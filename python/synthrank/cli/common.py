@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from synthrank.console import error
+from synthrank.console import error, say
 from synthrank.errors import EXIT_BAD_INPUT, EXIT_INCOMPLETE, SynthrankError, exit_code
 
 RUN_OPTION = click.option(
@@ -118,7 +118,7 @@ def report_outcome(
         with RunLock(lock) if lock is not None else nullcontext():
             counts = stage(*args, **kwargs)
     except KeyboardInterrupt as exc:
-        click.echo("interrupted; finished work is kept, re-run to continue", err=True)
+        say("interrupted; finished work is kept, re-run to continue", "yellow")
         sys.exit(exit_code(exc))
     except SynthrankError as exc:
         error(exc)

@@ -46,10 +46,10 @@ def native_available() -> bool:
 
 def get(backend: str | None = None) -> ModuleType:
     """The module implementing `backend` ("native" or "python"; None: $SYNTHRANK_BACKEND or native)."""
-    name = backend if backend is not None else os.environ.get(ENV_VAR, "native")
-    if name not in BACKENDS:
-        source = "backend" if backend is not None else ENV_VAR
-        raise InvalidArgumentError(f"{source}: expected one of {', '.join(BACKENDS)}, got {name!r}")
+    if backend is None:
+        name = _checked(os.environ.get(ENV_VAR, "native"), ENV_VAR)
+    else:
+        name = _checked(backend, "backend")
     if name == "native":
         native = _native_module()
         if native is not None:
@@ -64,10 +64,8 @@ def selected(backend: str | None) -> Iterator[None]:
     if backend is None:
         yield
         return
-    if backend not in BACKENDS:
-        raise InvalidArgumentError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
     saved = os.environ.get(ENV_VAR)
-    os.environ[ENV_VAR] = backend
+    os.environ[ENV_VAR] = _checked(backend, "backend")
     try:
         yield
     finally:
@@ -75,6 +73,12 @@ def selected(backend: str | None) -> Iterator[None]:
             os.environ.pop(ENV_VAR, None)
         else:
             os.environ[ENV_VAR] = saved
+
+
+def _checked(name: str, source: str) -> str:
+    if name not in BACKENDS:
+        raise InvalidArgumentError(f"{source}: expected one of {', '.join(BACKENDS)}, got {name!r}")
+    return name
 
 
 def is_panic(error: BaseException) -> bool:

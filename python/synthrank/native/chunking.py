@@ -192,7 +192,6 @@ def chunk_tokens(
     One call, one tokenizer load: to chunk many batches, build a `TokenChunker` once instead.
     `window_chars`: documents longer than this are tokenized a slice at a time (None: whole).
     """
-    items = _checks.texts_list("texts", texts)
     chunker = TokenChunker(
         tokenizer,
         max_tokens=max_tokens,
@@ -201,7 +200,7 @@ def chunk_tokens(
         threads=threads,
         window_chars=window_chars,
     )
-    return chunker(items)
+    return chunker(texts)
 
 
 def _window_chars(window_chars: int | None) -> int | None:
