@@ -15,7 +15,14 @@ import pytest
 from synthrank.bench import STAGES
 
 # Items per case: one input per stage, shared by every implementation in its group.
-SIZES = {"chunk": 2_000, "sample": 100_000, "dedup": 2_000, "negatives": 10_000, "negatives-judged": 10_000}
+SIZES = {
+    "chunk": 2_000,
+    "sample": 100_000,
+    "dedup": 2_000,
+    "dedup-queries": 2_000,
+    "negatives": 10_000,
+    "negatives-judged": 10_000,
+}
 SEED = 0
 CASES = [(stage, impl) for stage in STAGES for impl in ("native", "python", *STAGES[stage].peers)]
 # The twin takes seconds per round where native takes milliseconds; one round is enough to compare.

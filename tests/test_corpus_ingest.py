@@ -11,12 +11,10 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from synthrank.errors import ConfigError
+from synthrank.errors import ConfigError, InputFormatError
 from synthrank.models import resolve_model
-from synthrank.native.dedup import exact_hashes
 from synthrank.records import Passage, RunLayout, read_jsonl
 from synthrank.stages.ingest import IngestConfig, run_ingest
-from synthrank.stages.ingest.neardup import NearDuplicateClusters, connected_components
 
 WORDS = [
     "alpha",
@@ -86,18 +84,26 @@ def test_exact_and_near_duplicates_share_a_cluster(tmp_path: Path) -> None:
     assert counts["exact_duplicate_passages"] == 1 and counts["near_duplicate_clusters"] == 3
 
 
-def test_passages_without_shingles_join_only_their_exact_copies() -> None:
-    texts = ["!!!", "???", "!!!", "...", sentence(1, 40)]
-    index = NearDuplicateClusters()
-    index.add(texts[:2])
-    index.add(texts[2:])  # across batches too
-    clusters = index.clusters(exact_hashes(texts))
-    assert clusters.tolist() == [0, 1, 0, 3, 4]
+def test_passages_without_shingles_join_only_their_exact_copies(tmp_path: Path) -> None:
+    docs = [("a", "!!!"), ("b", "???"), ("c", "!!!"), ("d", "..."), ("e", sentence(1, 40))]
+    layout = RunLayout(tmp_path / "run")
+    cfg = IngestConfig(heldout_fraction=0.0, batch_size=2)  # across batches too
+    counts = run_ingest(layout, cfg, write_corpus(tmp_path / "c.jsonl", docs))
+    with np.load(layout.passage_arrays) as arrays:
+        assert arrays["cluster_id"].tolist() == [0, 1, 0, 3, 4]
+    assert counts["near_duplicate_clusters"] == 4 and counts["passages_in_shared_clusters"] == 2
 
 
-def test_connected_components_give_the_smallest_index() -> None:
-    labels = connected_components(7, np.array([5, 3, 6]), np.array([3, 1, 5]))
-    assert labels.tolist() == [0, 1, 2, 1, 4, 1, 1]
+def test_failed_ingest_leaves_no_scratch_or_temporary_file(tmp_path: Path) -> None:
+    source = write_corpus(tmp_path / "c.jsonl", [("a", sentence(1, 60)), ("a", sentence(2, 60))])
+    layout = RunLayout(tmp_path / "run")
+    with pytest.raises(InputFormatError, match="duplicate id"):
+        run_ingest(layout, IngestConfig(heldout_fraction=0.0), source)
+    assert list(layout.passages.parent.iterdir()) == []
+    run_ingest(layout, IngestConfig(heldout_fraction=0.0, on_error="skip"), source)
+    assert sorted(p.name for p in layout.passages.parent.iterdir()) == sorted(
+        p.name for p in (layout.passages, layout.passage_arrays, layout.split)
+    )
 
 
 def test_heldout_split_is_by_document_and_seeded(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 
 __all__ = [
     "Chunker",
+    "NearDupIndex",
     "Reservoir",
     "build_profile",
     "char_shingles",
@@ -69,6 +70,26 @@ class Reservoir:
     def __new__(cls, k: int, seed: int) -> Reservoir: ...
     def extend(self, ids: NDArray[np.int64]) -> None: ...
     def result(self) -> NDArray[np.int64]: ...
+
+@final
+class NearDupIndex:
+    """Near-duplicate clusters of a corpus streamed in batches: `add` texts, then `clusters()`;
+    `close()` removes the scratch file of the leaders' signatures."""
+
+    def __new__(
+        cls,
+        threshold: float,
+        num_perm: int,
+        shingle_size: int,
+        shingle: str,
+        seed: int,
+        scratch_path: str | PathLike[str],
+    ) -> NearDupIndex: ...
+    def add(self, texts: Sequence[str], threads: int | None = None) -> NDArray[np.uint64]: ...
+    def clusters(self) -> NDArray[np.int64]: ...
+    def leaders(self) -> int: ...
+    def close(self) -> None: ...
+    def __len__(self) -> int: ...
 
 def exact_hashes(texts: Sequence[str], threads: int | None = None) -> NDArray[np.uint64]: ...
 def minhash_signatures(

@@ -240,17 +240,22 @@ def _remove(path: Path) -> None:
 
 
 @contextmanager
-def atomic_path(path: Path | str, *, keep_suffix: bool = False) -> Iterator[Path]:
+def atomic_path(path: Path | str, *, keep_suffix: bool = False, per_process: bool = False) -> Iterator[Path]:
     """A temporary path beside `path` (a file or a folder) that replaces `path` when the block ends.
 
     Readers see the old version or the new one, never half of either: the block writes `NAME.tmp`
     in the same folder (same file system, so `os.replace` is atomic), which is then renamed over
     `path`. `keep_suffix` names it `tmp.NAME` instead, for writers that pick the format from the
-    file name (matplotlib). A folder target is removed just before the rename, as `os.replace`
-    cannot replace a non-empty folder. On an error the temporary copy is removed, the old one kept.
+    file name (matplotlib), and `per_process` names it `.NAME.PID.tmp`, for a file that several
+    processes may build at once (each renames its own whole copy; none removes another's). A folder
+    target is removed just before the rename, as `os.replace` cannot replace a non-empty folder. On an
+    error the temporary copy is removed, the old one kept.
     """
     path = Path(path)
-    tmp = path.with_name(f"tmp.{path.name}" if keep_suffix else f"{path.name}.tmp")
+    if per_process:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    else:
+        tmp = path.with_name(f"tmp.{path.name}" if keep_suffix else f"{path.name}.tmp")
     _remove(tmp)  # left over from a crashed run
     try:
         yield tmp

@@ -65,6 +65,12 @@ def make_texts(
     return texts
 
 
+def make_passages(n: int, *, seed: int) -> list[str]:
+    """`n` corpus passages of 45-80 words (~600 characters, as MedQuAD's answer passages), 10% of
+    them edited copies of an earlier one."""
+    return make_texts(n, seed=seed, min_words=45, max_words=80)
+
+
 def _edit(text: str, rng: np.random.Generator) -> str:
     kind = int(rng.integers(5))
     if kind == 0:

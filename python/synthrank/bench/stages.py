@@ -7,8 +7,10 @@ Every stage calls the public wrapper (`synthrank.native.chunking`, ...) with `ba
 from __future__ import annotations
 
 import importlib.util
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,7 @@ CHUNK_OVERLAP = 16
 DEDUP_THRESHOLD = 0.8
 DEDUP_NUM_PERM = 128
 DEDUP_SHINGLE_SIZE = 5
+DEDUP_BATCH = 1000  # passages per `add`, about what ingest adds per batch of documents
 NUM_NEGATIVES = 8
 RELATIVE_MARGIN = 0.05
 JUDGED_RANGE_MAX = 50
@@ -86,7 +89,26 @@ def _sample(population: data.Population, backend: str, threads: int | None) -> n
     )
 
 
+def _ingest_near_duplicates(texts: list[str], backend: str, threads: int | None) -> np.ndarray:
+    """What ingest runs: passages streamed in batches into a `NearDupIndex`, then its clusters."""
+    from synthrank.native.neardup import NearDupIndex
+
+    with tempfile.TemporaryDirectory(prefix="synthrank-bench-") as folder:
+        index = NearDupIndex(
+            Path(folder) / "signatures",
+            threshold=DEDUP_THRESHOLD,
+            num_perm=DEDUP_NUM_PERM,
+            shingle_size=DEDUP_SHINGLE_SIZE,
+            backend=backend,
+        )
+        with index:
+            for start in range(0, len(texts), DEDUP_BATCH):
+                index.add(texts[start : start + DEDUP_BATCH], threads=threads)
+            return index.clusters()
+
+
 def _near_duplicates(texts: list[str], backend: str, threads: int | None) -> np.ndarray:
+    """What the filter stage runs on generated queries: one call over all of them."""
     from synthrank.native.dedup import near_duplicates
 
     return near_duplicates(
@@ -210,14 +232,21 @@ STAGES: dict[str, Stage] = {
     ),
     "dedup": Stage(
         name="dedup",
-        unit="texts",
-        make=lambda size, seed: data.make_texts(size, seed=seed),
-        run=_near_duplicates,
+        unit="passages",
+        make=lambda size, seed: data.make_passages(size, seed=seed),
+        run=_ingest_near_duplicates,
         same=np.array_equal,
         peers={
             "datasketch": Peer(_datasketch, peers.pair_agreement, _NEAR_DUP_PAIRS, module="datasketch"),
             "rensa": Peer(_rensa, peers.pair_agreement, _NEAR_DUP_PAIRS, module="rensa"),
         },
+    ),
+    "dedup-queries": Stage(
+        name="dedup-queries",
+        unit="texts",
+        make=lambda size, seed: data.make_texts(size, seed=seed),
+        run=_near_duplicates,
+        same=np.array_equal,
     ),
     "negatives": Stage(
         name="negatives",

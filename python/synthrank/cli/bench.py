@@ -12,7 +12,7 @@ from synthrank.progress import progress_bar
 
 # The measured stages (synthrank.bench.STAGES), named here so that loading the CLI does not import the
 # bench package and numpy; tests/test_bench.py checks the two lists agree.
-BENCH_STAGES = ("chunk", "sample", "dedup", "negatives", "negatives-judged")
+BENCH_STAGES = ("chunk", "sample", "dedup", "dedup-queries", "negatives", "negatives-judged")
 
 
 @click.command("bench")
@@ -67,7 +67,9 @@ def bench_command(
     """Time the native core against its python twin and peer libraries on seeded synthetic data.
 
     Prints seconds, items/s, peak memory and whether outputs match, per stage x size x
-    implementation. Refuses a debug build of the native extension.
+    implementation. Refuses a debug build of the native extension. `dedup` is ingest's
+    near-duplicate index on ~600-character passages added in batches; `dedup-queries` the filter
+    stage's one-call `near_duplicates` on short texts.
 
     \b
     Example:

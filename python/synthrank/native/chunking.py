@@ -140,7 +140,9 @@ def chunk_words(
     n_threads = _checks.threads(threads)
 
     def chunk(batch: list[str], threads: int | None) -> Arrays:
-        return _backend.call(backend, "chunk_words", batch, max_tokens, overlap, threads=threads)  # type: ignore[no-any-return]
+        return _backend.guarded(
+            _backend.get(backend).chunk_words, batch, max_tokens, overlap, threads=threads
+        )
 
     return _chunk_windowed(items, chunk, n_threads, _window_chars(window_chars))
 
@@ -174,7 +176,7 @@ class TokenChunker:
         return _chunk_windowed(items, self._chunk, self._threads, self._window_chars)
 
     def _chunk(self, batch: list[str], threads: int | None) -> Arrays:
-        return _backend.guarded(self._impl.chunk, batch, self._max_tokens, self._overlap, threads=threads)  # type: ignore[no-any-return]
+        return _backend.guarded(self._impl.chunk, batch, self._max_tokens, self._overlap, threads=threads)
 
 
 def chunk_tokens(

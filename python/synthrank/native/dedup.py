@@ -44,8 +44,7 @@ def exact_hashes(
 ) -> np.ndarray:
     """FNV-1a 64 of each normalised text (uint64): equal hashes mean exact duplicates."""
     items = _checks.texts_list("texts", texts)
-    result: np.ndarray = _backend.call(backend, "exact_hashes", items, threads=_checks.threads(threads))
-    return result
+    return _backend.guarded(_backend.get(backend).exact_hashes, items, threads=_checks.threads(threads))
 
 
 def minhash_signatures(
@@ -66,9 +65,8 @@ def minhash_signatures(
     """
     items = _checks.texts_list("texts", texts)
     num_perm, shingle_size, shingle = _shingle_options(num_perm, shingle_size, shingle)
-    result: np.ndarray = _backend.call(
-        backend,
-        "minhash_signatures",
+    return _backend.guarded(
+        _backend.get(backend).minhash_signatures,
         items,
         num_perm,
         shingle_size,
@@ -76,13 +74,12 @@ def minhash_signatures(
         _checks.seed(seed),
         threads=_checks.threads(threads),
     )
-    return result
 
 
 def lsh_params(threshold: float, num_perm: int, *, backend: str | None = None) -> tuple[int, int]:
     """(bands, rows) with bands * rows <= num_perm minimising false positives + false negatives."""
     num_perm = _checks.integer("num_perm", num_perm, minimum=1, maximum=MAX_PERMUTATIONS)
-    bands, rows = _backend.call(backend, "lsh_params", _threshold(threshold), num_perm)
+    bands, rows = _backend.guarded(_backend.get(backend).lsh_params, _threshold(threshold), num_perm)
     return int(bands), int(rows)
 
 
@@ -101,9 +98,8 @@ def near_duplicates(
     """Cluster id per text (int64): the smallest index of the texts it near-duplicates."""
     items = _checks.texts_list("texts", texts)
     num_perm, shingle_size, shingle = _shingle_options(num_perm, shingle_size, shingle)
-    result: np.ndarray = _backend.call(
-        backend,
-        "near_duplicates",
+    return _backend.guarded(
+        _backend.get(backend).near_duplicates,
         items,
         _threshold(threshold),
         num_perm,
@@ -113,4 +109,3 @@ def near_duplicates(
         bool(verify),
         threads=_checks.threads(threads),
     )
-    return result

@@ -15,7 +15,6 @@ are not merged.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -104,25 +103,26 @@ def select_negatives(
         raise InvalidArgumentError(
             f"negative_max_label: must be <= relevant_min_label ({relevant}), got {negative}"
         )
-    options: dict[str, Any] = {
-        "num_negatives": _checks.integer("num_negatives", num_negatives, minimum=0, maximum=MAX_NEGATIVES),
-        "pos_scores": positive_scores,
-        "labels": label_arr,
-        "doc_hashes": hashes,
-        "cluster_ids": clusters,
-        "range_min": range_min,
-        "range_max": k if range_max is None else min(range_max, k),
-        "absolute_margin": _checks.real("absolute_margin", absolute_margin, allow_none=True),
-        "relative_margin": relative,
-        "max_score": _checks.real("max_score", max_score, allow_none=True),
-        "sampling": sampling,
-        "seed": _checks.seed(seed),
-        "relevant_min_label": relevant,
-        "negative_max_label": negative,
-        "allow_unjudged": bool(allow_unjudged),
-        "threads": _checks.threads(threads),
-    }
-    neg_ids, neg_scores, neg_judged, counts = _backend.call(
-        backend, "select_negatives", ids, scores, positives, **options
+    neg_ids, neg_scores, neg_judged, counts = _backend.guarded(
+        _backend.get(backend).select_negatives,
+        ids,
+        scores,
+        positives,
+        num_negatives=_checks.integer("num_negatives", num_negatives, minimum=0, maximum=MAX_NEGATIVES),
+        pos_scores=positive_scores,
+        labels=label_arr,
+        doc_hashes=hashes,
+        cluster_ids=clusters,
+        range_min=range_min,
+        range_max=k if range_max is None else min(range_max, k),
+        absolute_margin=_checks.real("absolute_margin", absolute_margin, allow_none=True),
+        relative_margin=relative,
+        max_score=_checks.real("max_score", max_score, allow_none=True),
+        sampling=sampling,
+        seed=_checks.seed(seed),
+        relevant_min_label=relevant,
+        negative_max_label=negative,
+        allow_unjudged=bool(allow_unjudged),
+        threads=_checks.threads(threads),
     )
     return NegativeSelection(neg_ids, neg_scores, neg_judged, dict(counts))

@@ -34,10 +34,8 @@ def sample_uniform(
     """`k` of the eligible indices in [0, n) uniformly without replacement (all of them if fewer)."""
     n = _checks.integer("n", n, minimum=0)
     k = _checks.integer("k", k, minimum=0)
-    result: np.ndarray = _backend.call(
-        backend, "sample_uniform", n, k, _checks.seed(seed), _eligible(eligible, n)
-    )
-    return result
+    core = _backend.get(backend)
+    return _backend.guarded(core.sample_uniform, n, k, _checks.seed(seed), _eligible(eligible, n))
 
 
 def sample_stratified(
@@ -57,9 +55,9 @@ def sample_stratified(
     else:
         default_quota = _checks.integer("quotas", quotas, minimum=0)
         keys, values = [], []
-    result: np.ndarray = _backend.call(
-        backend,
-        "sample_stratified",
+    core = _backend.get(backend)
+    return _backend.guarded(
+        core.sample_stratified,
         strata_arr,
         default_quota,
         np.array(keys, dtype=np.int64),
@@ -67,7 +65,6 @@ def sample_stratified(
         _checks.seed(seed),
         _eligible(eligible, len(strata_arr)),
     )
-    return result
 
 
 def length_mask(
@@ -81,8 +78,7 @@ def length_mask(
     lengths_arr = _checks.array("lengths", lengths, np.int64, 1)
     low = None if min_length is None else _checks.integer("min_length", min_length)
     high = None if max_length is None else _checks.integer("max_length", max_length)
-    result: np.ndarray = _backend.call(backend, "length_mask", lengths_arr, low, high)
-    return result
+    return _backend.guarded(_backend.get(backend).length_mask, lengths_arr, low, high)
 
 
 class Reservoir:
@@ -96,5 +92,4 @@ class Reservoir:
         _backend.guarded(self._impl.extend, _checks.array("ids", ids, np.int64, 1))
 
     def result(self) -> np.ndarray:
-        result: np.ndarray = _backend.guarded(self._impl.result)
-        return result
+        return _backend.guarded(self._impl.result)

@@ -20,8 +20,7 @@ from synthrank.native import _backend, _checks
 def normalize(texts: Sequence[str], *, backend: str | None = None, threads: int | None = None) -> list[str]:
     """NFKC + case folding of each text."""
     items = _checks.texts_list("texts", texts)
-    result: list[str] = _backend.call(backend, "normalize", items, threads=_checks.threads(threads))
-    return result
+    return _backend.guarded(_backend.get(backend).normalize, items, threads=_checks.threads(threads))
 
 
 def word_tokens(
@@ -29,26 +28,22 @@ def word_tokens(
 ) -> list[list[str]]:
     """The word tokens of each normalised text."""
     items = _checks.texts_list("texts", texts)
-    result: list[list[str]] = _backend.call(backend, "word_tokens", items, threads=_checks.threads(threads))
-    return result
+    return _backend.guarded(_backend.get(backend).word_tokens, items, threads=_checks.threads(threads))
 
 
 def char_shingles(text: str, n: int, *, backend: str | None = None) -> list[str]:
     """Every run of `n` characters of the normalised tokens joined by spaces, in order."""
     (item,) = _checks.texts_list("text", [text])
-    result: list[str] = _backend.call(backend, "char_shingles", item, _checks.integer("n", n, minimum=1))
-    return result
+    return _backend.guarded(_backend.get(backend).char_shingles, item, _checks.integer("n", n, minimum=1))
 
 
 def word_shingles(text: str, n: int, *, backend: str | None = None) -> list[str]:
     """Every run of `n` consecutive normalised tokens joined by a space, in order."""
     (item,) = _checks.texts_list("text", [text])
-    result: list[str] = _backend.call(backend, "word_shingles", item, _checks.integer("n", n, minimum=1))
-    return result
+    return _backend.guarded(_backend.get(backend).word_shingles, item, _checks.integer("n", n, minimum=1))
 
 
 def fnv1a64(texts: Sequence[str], *, backend: str | None = None, threads: int | None = None) -> np.ndarray:
     """FNV-1a 64 of the UTF-8 bytes of each text (not normalised), as uint64."""
     items = _checks.texts_list("texts", texts)
-    result: np.ndarray = _backend.call(backend, "fnv1a64", items, threads=_checks.threads(threads))
-    return result
+    return _backend.guarded(_backend.get(backend).fnv1a64, items, threads=_checks.threads(threads))

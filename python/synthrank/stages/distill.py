@@ -74,7 +74,14 @@ class DistillConfig:
         for name in ("list_size", "batch_size", "epochs", "max_length", "min_sentence_words"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="distill", key=name)
-        for name in ("pseudo_queries", "max_steps", "checkpoint_every"):
+        for name in (
+            "pseudo_queries",
+            "max_steps",
+            "checkpoint_every",
+            "seed",
+            "learning_rate",
+            "head_learning_rate",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"must be >= 0, got {getattr(self, name)}", section="distill", key=name)
         if self.list_size < 2:

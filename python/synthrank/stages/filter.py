@@ -156,10 +156,11 @@ class FilterConfig:
             raise ConfigError(
                 f"need 1 <= min_words <= max_words, got {self.min_words} and {self.max_words}",
                 section="filter",
-                key="min_words",
+                key="min_words" if self.min_words < 1 else "max_words",
             )
-        if self.copy_ngram < 1:
-            raise ConfigError(f"must be >= 1, got {self.copy_ngram}", section="filter", key="copy_ngram")
+        for name in ("copy_ngram", "shingle_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="filter", key=name)
         if not 0 < self.copy_overlap <= 1:
             raise ConfigError(
                 f"must be in (0, 1], got {self.copy_overlap}", section="filter", key="copy_overlap"

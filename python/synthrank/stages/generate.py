@@ -69,6 +69,13 @@ class GenerateConfig:
             )
         if self.few_shot < 0:
             raise ConfigError(f"must be >= 0, got {self.few_shot}", section="generate", key="few_shot")
+        for name in ("max_tokens", "max_passage_chars"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="generate", key=name)
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"must be >= 1 when set, got {self.workers}", section="generate", key="workers")
+        if self.temperature < 0:
+            raise ConfigError(f"must be >= 0, got {self.temperature}", section="generate", key="temperature")
 
 
 def plan_styles(passage_id: str, n: int, keyword_ratio: float, seed: int) -> list[str]:

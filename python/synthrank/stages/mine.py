@@ -39,7 +39,8 @@ from synthrank.records import (
     write_jsonl_atomic,
     write_text_atomic,
 )
-from synthrank.stages.retrieve import load_candidates
+from synthrank.stages.retrieve import load_candidates, load_embeddings
+from synthrank.stages.sample import load_passage_arrays
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,8 @@ class MineConfig:
                 raise ConfigError(f"must be in [0, 1) when set, got {value}", section="mine", key=name)
         if self.adapt not in ("auto", "off"):
             raise ConfigError(f"must be 'auto' or 'off', got {self.adapt!r}", section="mine", key="adapt")
+        if self.seed < 0:
+            raise ConfigError(f"must be >= 0, got {self.seed}", section="mine", key="seed")
 
 
 def adapt_to_judge(cfg: MineConfig, grades: Counter[str]) -> tuple[MineConfig, dict[str, Any]]:
@@ -255,19 +258,12 @@ def _load_grades(path: Path) -> tuple[dict[str, dict[str, int | None]], Counter[
     return grades, histogram
 
 
-def _load_arrays(layout: RunLayout) -> dict[str, np.ndarray]:
-    if not layout.passage_arrays.is_file():
-        raise InputFormatError(layout.passage_arrays, None, "missing: run `synthrank ingest` first")
-    with np.load(layout.passage_arrays) as data:
-        return {key: data[key] for key in data.files}
-
-
 def _cosines(layout: RunLayout, query_rows: np.ndarray, passage_rows: np.ndarray) -> np.ndarray | None:
     """Cosine of each (query, passage) pair from the cached embeddings; None if they are absent."""
     q_path, p_path = layout.embeddings / "queries.npy", layout.embeddings / "passages.npy"
     if not (q_path.is_file() and p_path.is_file()):
         return None
-    queries, passages = np.load(q_path, mmap_mode="r"), np.load(p_path, mmap_mode="r")
+    queries, passages = load_embeddings(layout, "queries"), load_embeddings(layout, "passages")
     out = np.full(passage_rows.shape, np.nan, dtype=np.float32)
     valid = passage_rows >= 0
     q = np.asarray(queries[query_rows], dtype=np.float32)
@@ -359,7 +355,7 @@ def run_mine(layout: RunLayout, cfg: MineConfig) -> dict[str, Any]:
     cfg.validate()
     queries = list(read_jsonl(layout.queries, Query))
     candidates = load_candidates(layout.candidates)
-    arrays = _load_arrays(layout)
+    arrays = load_passage_arrays(layout)
     grades, grade_histogram = _load_grades(layout.judgments)
     cfg, adapted = adapt_to_judge(cfg, grade_histogram)
     if adapted:

@@ -33,6 +33,7 @@ from synthrank.records import (
     read_jsonl,
     write_text_atomic,
 )
+from synthrank.stages.sample import load_passage_arrays
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class IndexConfig:
         for name in ("expansion_add", "expansion_search"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="index", key=name)
+        if self.threads < 0:
+            raise ConfigError(f"must be >= 0, got {self.threads}", section="index", key="threads")
 
 
 @dataclass(frozen=True)
@@ -99,10 +102,9 @@ class RetrieveConfig:
     def validate(self) -> None:
         if self.k < 1:
             raise ConfigError(f"must be >= 1, got {self.k}", section="retrieve", key="k")
-        if self.recall_sample < 0:
-            raise ConfigError(
-                f"must be >= 0, got {self.recall_sample}", section="retrieve", key="recall_sample"
-            )
+        for name in ("recall_sample", "exact_below", "threads", "seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", section="retrieve", key=name)
 
 
 @dataclass(frozen=True)
@@ -383,10 +385,8 @@ def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
 
 def trainable_rows(layout: RunLayout) -> np.ndarray:
     """Passage rows outside held-out and excluded documents: the only ones that may be candidates."""
-    if not layout.passage_arrays.is_file():
-        raise InputFormatError(layout.passage_arrays, None, "missing: run `synthrank ingest` first")
-    with np.load(layout.passage_arrays) as data:
-        return np.flatnonzero(~data["heldout"]).astype(np.int64)
+    heldout = load_passage_arrays(layout, "heldout")["heldout"]
+    return np.flatnonzero(~heldout).astype(np.int64)
 
 
 def search_queries(layout: RunLayout, cfg: RetrieveConfig, index_cfg: IndexConfig) -> Candidates:

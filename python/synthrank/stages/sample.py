@@ -43,6 +43,10 @@ class SampleConfig:
     def validate(self) -> None:
         if self.num_passages < 1:
             raise ConfigError(f"must be >= 1, got {self.num_passages}", section="sample", key="num_passages")
+        for name in ("min_tokens", "max_tokens", "seed"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ConfigError(f"must be >= 0, got {value}", section="sample", key=name)
         if self.strategy not in ("uniform", "stratified", "hash"):
             raise ConfigError(
                 f"must be 'uniform', 'stratified' or 'hash', got {self.strategy!r}",
@@ -55,11 +59,12 @@ class SampleConfig:
             )
 
 
-def load_passage_arrays(layout: RunLayout) -> dict[str, np.ndarray]:
+def load_passage_arrays(layout: RunLayout, *keys: str) -> dict[str, np.ndarray]:
+    """Ingest's per-passage arrays (passages.npz): those named in `keys`, else all of them."""
     if not layout.passage_arrays.is_file():
         raise InputFormatError(layout.passage_arrays, None, "missing: run `synthrank ingest` first")
     with np.load(layout.passage_arrays) as data:
-        return {key: data[key] for key in data.files}
+        return {key: data[key] for key in keys or data.files}
 
 
 def eligible_mask(arrays: dict[str, np.ndarray], cfg: SampleConfig) -> np.ndarray:

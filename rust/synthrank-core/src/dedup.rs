@@ -16,6 +16,12 @@
 //!   the two shingle-hash sets reaches the threshold.
 //! - Exact duplicates (equal hash of the normalised text) always share a cluster; a cluster is
 //!   named by its smallest index.
+//! - [`NearDupIndex`] clusters a corpus streamed in batches (ingest) with little memory per
+//!   passage, each member verified against its cluster's leader (see its documentation).
+
+mod index;
+
+pub use index::NearDupIndex;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock, PoisonError};

@@ -16,6 +16,9 @@ pub enum CoreError {
     /// The tokenizer file exists but cannot be loaded, or a text cannot be encoded.
     #[error("tokenizer: {path}: {message}")]
     Tokenizer { path: String, message: String },
+    /// A scratch file cannot be created, written or read.
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
 }
 
 pub type Result<T> = std::result::Result<T, CoreError>;

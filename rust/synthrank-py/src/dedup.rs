@@ -1,5 +1,7 @@
 //! Bindings of `synthrank_core::dedup`.
 
+use std::path::PathBuf;
+
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2};
 use pyo3::prelude::*;
@@ -99,4 +101,65 @@ pub fn near_duplicates<'py>(
     })?
     .map_err(|error| to_py(py, error))?;
     Ok(PyArray1::from_vec(py, clusters))
+}
+
+/// Near-duplicate clusters of a corpus streamed in batches: `add` texts, then `clusters()`;
+/// `close()` removes the scratch file of the leaders' signatures.
+#[pyclass(module = "synthrank._native")]
+pub struct NearDupIndex {
+    inner: core::NearDupIndex,
+}
+
+#[pymethods]
+impl NearDupIndex {
+    #[new]
+    #[pyo3(signature = (threshold, num_perm, shingle_size, shingle, seed, scratch_path))]
+    fn new(
+        py: Python<'_>,
+        threshold: f64,
+        num_perm: usize,
+        shingle_size: usize,
+        shingle: &str,
+        seed: u64,
+        scratch_path: PathBuf,
+    ) -> PyResult<Self> {
+        let config = config(py, num_perm, shingle_size, shingle, seed)?;
+        let inner = py
+            .detach(|| core::NearDupIndex::new(threshold, config, &scratch_path))
+            .map_err(|error| to_py(py, error))?;
+        Ok(Self { inner })
+    }
+
+    /// Adds `texts` as the next passages; returns their exact hashes (uint64).
+    #[pyo3(signature = (texts, threads = None))]
+    fn add<'py>(
+        &mut self,
+        py: Python<'py>,
+        texts: Vec<PyBackedStr>,
+        threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let texts = as_strs(&texts);
+        let inner = &mut self.inner;
+        let hashes =
+            run_detached(py, threads, || inner.add(&texts))?.map_err(|error| to_py(py, error))?;
+        Ok(PyArray1::from_vec(py, hashes))
+    }
+
+    /// Cluster id per passage added so far (int64): the smallest index of its cluster.
+    fn clusters<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+        PyArray1::from_vec(py, self.inner.clusters())
+    }
+
+    /// Cluster leaders so far.
+    fn leaders(&self) -> usize {
+        self.inner.leaders()
+    }
+
+    fn close(&mut self) {
+        self.inner.close();
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
 }

@@ -1,5 +1,6 @@
 //! The one place where core errors become Python exceptions (classes of `synthrank.errors`).
 
+use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use synthrank_core::CoreError;
 
@@ -7,6 +8,7 @@ pub fn to_py(py: Python<'_>, error: CoreError) -> PyErr {
     let class = match error {
         CoreError::InvalidArgument { .. } => "InvalidArgumentError",
         CoreError::TokenizerNotFound { .. } | CoreError::Tokenizer { .. } => "TokenizerError",
+        CoreError::Io { .. } => return PyOSError::new_err(error.to_string()),
     };
     let raised = py
         .import("synthrank.errors")

@@ -26,7 +26,9 @@ mod _native {
     #[pymodule_export]
     use crate::chunk::{chunk_words, Chunker};
     #[pymodule_export]
-    use crate::dedup::{exact_hashes, lsh_params, minhash_signatures, near_duplicates};
+    use crate::dedup::{
+        exact_hashes, lsh_params, minhash_signatures, near_duplicates, NearDupIndex,
+    };
     #[pymodule_export]
     use crate::negatives::select_negatives;
     #[pymodule_export]

@@ -6,13 +6,20 @@ Both use FNV-1a 64 and SplitMix64, so outputs are bit-identical; the parity test
 """
 
 from synthrank.native.reference.chunk import Chunker, chunk_words
-from synthrank.native.reference.dedup import exact_hashes, lsh_params, minhash_signatures, near_duplicates
+from synthrank.native.reference.dedup import (
+    NearDupIndex,
+    exact_hashes,
+    lsh_params,
+    minhash_signatures,
+    near_duplicates,
+)
 from synthrank.native.reference.negatives import select_negatives
 from synthrank.native.reference.sample import Reservoir, length_mask, sample_stratified, sample_uniform
 from synthrank.native.reference.text import char_shingles, fnv1a64, normalize, word_shingles, word_tokens
 
 __all__ = [
     "Chunker",
+    "NearDupIndex",
     "Reservoir",
     "char_shingles",
     "chunk_words",

@@ -16,6 +16,8 @@
   joined only when the Jaccard similarity of the two shingle-hash sets reaches the threshold.
   Exact duplicates (equal hash of the normalised text) always share a cluster.
 - A cluster is named by its smallest index.
+- `NearDupIndex` clusters a corpus streamed in batches, each member verified against its
+  cluster's leader (see the class).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from synthrank.errors import InvalidArgumentError
 from synthrank.native.reference.hash import fnv1a64_str
 from synthrank.native.reference.rng import SplitMix64, mix64
 from synthrank.native.reference.text import (
@@ -198,3 +201,77 @@ def near_duplicates(
         if not verify or jaccard(sets[left], sets[right]) >= threshold:
             clusters.union(left, right)
     return np.array([clusters.find(index) for index in range(n)], dtype=np.int64)
+
+
+FINGERPRINT_MASK = (1 << 32) - 1
+
+
+class NearDupIndex:
+    """Near-duplicate clusters of a corpus streamed in batches (ingest); twin of `dedup::NearDupIndex`.
+
+    Passages are numbered in the order they are added and assigned one at a time, so batch sizes do
+    not change the result:
+    1. a passage without shingles joins the cluster of an earlier passage with the same exact hash,
+       else starts its own;
+    2. otherwise it joins the cluster of the earliest *leader* that shares one of its band keys
+       (the high 32 bits of `band_key`) and agrees with its signature on at least `threshold` of
+       the `num_perm` values, compared on their low 32 bits (the estimated Jaccard);
+    3. otherwise it starts a cluster and becomes its leader; only leaders are indexed.
+    A cluster's id is its leader's index. Every member reaches the threshold with its leader, so
+    clusters never chain; an exact copy has its original's signature and so joins its cluster. The
+    native core keeps the leaders' signatures in `scratch_path`; the twin keeps them in memory.
+    """
+
+    def __init__(
+        self, threshold: float, num_perm: int, shingle_size: int, shingle: str, seed: int, scratch_path: str
+    ) -> None:
+        self.num_perm, self.shingle_size, self.shingle, self.seed = num_perm, shingle_size, shingle, seed
+        self.bands, self.rows = lsh_params(threshold, num_perm)
+        self.min_equal = next(equal for equal in range(num_perm + 1) if equal / num_perm >= threshold)
+        self.cluster_of: list[int] = []
+        self._leaders: list[tuple[int, list[int]]] = []  # (passage index, fingerprints) per slot
+        self.slots_with_key: list[dict[int, list[int]]] = [{} for _ in range(self.bands)]
+        self.without_shingles: dict[int, int] = {}  # exact hash -> cluster
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self.cluster_of)
+
+    def add(self, texts: Sequence[str], threads: int | None = None) -> np.ndarray:
+        if self.closed:
+            raise InvalidArgumentError("index: closed: its scratch file is gone")
+        hashes = exact_hashes(texts)
+        for text, text_hash in zip(texts, hashes.tolist(), strict=True):
+            index = len(self.cluster_of)
+            shingles = shingle_hashes(text, self.shingle_size, self.shingle)
+            if shingles:
+                cluster = self._assign(index, signature(shingles, self.num_perm, self.seed))
+            else:
+                cluster = self.without_shingles.setdefault(text_hash, index)
+            self.cluster_of.append(cluster)
+        return hashes
+
+    def clusters(self) -> np.ndarray:
+        return np.array(self.cluster_of, dtype=np.int64)
+
+    def leaders(self) -> int:
+        return len(self._leaders)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def _assign(self, index: int, values: list[int]) -> int:
+        rows = self.rows
+        keys = [band_key(values[band * rows : (band + 1) * rows]) >> 32 for band in range(self.bands)]
+        fingerprints = [value & FINGERPRINT_MASK for value in values]
+        with_key = self.slots_with_key
+        candidates = {slot for band, key in enumerate(keys) for slot in with_key[band].get(key, ())}
+        for slot in sorted(candidates):  # slots are in passage order: the earliest leader first
+            leader, kept = self._leaders[slot]
+            if sum(a == b for a, b in zip(kept, fingerprints, strict=True)) >= self.min_equal:
+                return leader
+        slot = len(self._leaders)
+        self._leaders.append((index, fingerprints))
+        for band, key in enumerate(keys):
+            self.slots_with_key[band].setdefault(key, []).append(slot)
+        return index

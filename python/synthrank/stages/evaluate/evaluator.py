@@ -152,6 +152,12 @@ class EvalConfig:
     fuse_min_dev_queries: int = 30  # "auto" with fewer dev queries uses the even mix 0.5 instead
 
     def __post_init__(self) -> None:
+        for name in ("top_k", "max_length", "max_query_tokens"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="evaluate", key=name)
+        for name in ("indomain_max_queries", "fuse_min_dev_queries", "seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", section="evaluate", key=name)
         if isinstance(self.fuse_weights, str):
             if self.fuse_weights != "auto":
                 raise ConfigError(

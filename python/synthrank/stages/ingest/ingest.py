@@ -1,9 +1,11 @@
 """The ingest stage: any supported corpus -> passages.jsonl + passages.npz + split.json in a run folder.
 
 One streaming pass: documents are read, validated and chunked batch by batch (chunks budgeted in the
-reranker's tokens), passages are written to a temporary JSONL, and only compact per-passage arrays
-(exact hash, LSH band keys, token count, held-out flag) stay in memory. Outputs are renamed into
-place only when the whole corpus went through, so a failed ingest leaves nothing half-written.
+reranker's tokens), passages are written to a temporary JSONL, and only compact per-passage data
+(exact hash, cluster id, token count, held-out flag, and the 32-bit LSH band keys of near-duplicate
+cluster leaders: ~120 bytes per passage) stays in memory; the leaders' signatures go to a scratch
+file beside the passages (`synthrank.native.neardup`). Outputs are renamed into place only when the
+whole corpus went through, so a failed ingest leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -11,22 +13,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import numpy as np
 
 from synthrank.errors import ConfigError, InputFormatError
 from synthrank.models import DEFAULT_RERANKER_START, resolve_model
-from synthrank.native import chunking, dedup
+from synthrank.native import chunking
+from synthrank.native.neardup import NearDupIndex
 from synthrank.progress import progress_bar
-from synthrank.records import Passage, RunLayout, to_json
+from synthrank.records import Passage, RunLayout, atomic_open, to_json, write_text_atomic
 from synthrank.stages.ingest.medquad import is_medquad, read_medquad
-from synthrank.stages.ingest.neardup import NearDuplicateClusters
 from synthrank.stages.ingest.readers import (
     BadRecord,
     Document,
@@ -42,7 +43,8 @@ from synthrank.stages.ingest.readers import (
 log = logging.getLogger(__name__)
 
 Format = Literal["auto", "jsonl", "csv", "tsv", "parquet", "text", "beir", "medquad"]
-HASH_BATCH = 8192  # passages hashed at once; only their compact hashes and band keys are kept
+HASH_BATCH = 8192  # passages hashed at once; only their hashes and the near-duplicate index are kept
+SCRATCH_NAME = "passages.neardup.tmp"  # the leaders' signatures, removed when ingest ends
 BAD_REASONS = ("malformed", "missing_field", "invalid_utf8", "empty_text", "duplicate_id")
 
 
@@ -205,126 +207,150 @@ class _Batches:
             yield batch
 
 
-def _write_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+class _Split:
+    """Which documents are withheld from training: listed in `exclude_docs`, or held out by group."""
+
+    def __init__(self, cfg: IngestConfig, group_key: str | None, excluded_ids: set[str]) -> None:
+        self.cfg, self.group_key, self.excluded_ids = cfg, group_key, excluded_ids
+        self.heldout_docs: list[str] = []
+        self.excluded_seen: list[str] = []
+
+    def withheld(self, batch: list[Document]) -> np.ndarray:
+        """One flag per document of `batch`; records the held-out and excluded ids."""
+        flags = np.zeros(len(batch), dtype=bool)
+        for i, doc in enumerate(batch):
+            if doc.doc_id in self.excluded_ids:
+                self.excluded_seen.append(doc.doc_id)
+                flags[i] = True
+            elif self.cfg.heldout_fraction > 0:
+                # documents with an empty group value (14 MedQuAD answers lack a focus)
+                # form one group of their own, held out or kept together
+                group = doc.meta.get(self.group_key, "") if self.group_key else doc.doc_id
+                if _unit_hash(group.casefold().strip(), self.cfg.seed) < self.cfg.heldout_fraction:
+                    self.heldout_docs.append(doc.doc_id)
+                    flags[i] = True
+        return flags
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "heldout_doc_ids": self.heldout_docs,
+            "excluded_doc_ids": self.excluded_seen,
+            "heldout_fraction": self.cfg.heldout_fraction,
+            "heldout_group": self.group_key,
+            "seed": self.cfg.seed,
+        }
 
 
-def _write_json_atomic(path: Path, data: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+@dataclass(frozen=True)
+class _PassageArrays:
+    """The per-passage arrays of passages.npz, in passage order."""
+
+    exact_hash: np.ndarray
+    cluster_id: np.ndarray
+    n_tokens: np.ndarray
+    heldout: np.ndarray
 
 
-def run_ingest(layout: RunLayout, cfg: IngestConfig, source: Path | str) -> dict[str, object]:
-    """Read `source`, chunk, dedupe and split it into `layout`'s corpus files; return the counts."""
-    cfg.validate()
-    source = Path(source)
-    # MedQuAD's questions are templated per focus: splitting by answer would leak topics into training
-    group_key = cfg.heldout_group or ("focus" if resolve_format(source, cfg) == "medquad" else None)
-    excluded_ids = read_exclude_file(cfg.exclude_docs) if cfg.exclude_docs else set()
-    chunk = chunking.TokenChunker(
-        resolve_model(cfg.tokenizer), max_tokens=cfg.passage_tokens, overlap=cfg.overlap
-    )
-    layout.passages.parent.mkdir(parents=True, exist_ok=True)
-    tmp_passages = layout.passages.with_name(layout.passages.name + ".tmp")
-
-    batches = _Batches(cfg)
-    near_dups = NearDuplicateClusters(
-        threshold=cfg.near_dup_threshold, num_perm=cfg.num_perm, shingle_size=cfg.shingle_size, seed=cfg.seed
-    )
+def _write_passages(
+    out: IO[str],
+    batches: Iterator[list[Document]],
+    chunk: chunking.TokenChunker,
+    split: _Split,
+    near_dups: NearDupIndex,
+) -> _PassageArrays:
+    """Chunk each batch of documents into passages, write them to `out` and index them; only compact
+    per-passage arrays are kept, never the texts."""
     hashes: list[np.ndarray] = []
     n_tokens: list[np.ndarray] = []
     withheld: list[np.ndarray] = []
-    heldout_docs: list[str] = []
-    excluded_seen: list[str] = []
-    try:
-        with open(tmp_passages, "w", encoding="utf-8") as out, progress_bar("ingest", unit="docs") as bar:
-            for batch in batches(read_documents(source, cfg)):
-                chunks = chunk([d.text for d in batch])
-                doc_withheld = np.zeros(len(batch), dtype=bool)
-                for i, doc in enumerate(batch):
-                    if doc.doc_id in excluded_ids:
-                        excluded_seen.append(doc.doc_id)
-                        doc_withheld[i] = True
-                    elif cfg.heldout_fraction > 0:
-                        # documents with an empty group value (14 MedQuAD answers lack a focus)
-                        # form one group of their own, held out or kept together
-                        group = doc.meta.get(group_key, "") if group_key else doc.doc_id
-                        if _unit_hash(group.casefold().strip(), cfg.seed) < cfg.heldout_fraction:
-                            heldout_docs.append(doc.doc_id)
-                            doc_withheld[i] = True
-                texts: list[str] = []
-                part = np.zeros(len(batch), dtype=np.int64)
-                for doc_index, start, end in zip(
-                    chunks.doc_index.tolist(), chunks.start.tolist(), chunks.end.tolist(), strict=True
-                ):
-                    doc = batch[doc_index]
-                    text = doc.text[start:end]
-                    passage = Passage(
-                        passage_id=f"{doc.doc_id}#{part[doc_index]}",
-                        doc_id=doc.doc_id,
-                        text=text,
-                        title=doc.title,
-                        start=start,
-                        end=end,
-                        meta=doc.meta,
-                    )
-                    part[doc_index] += 1
-                    out.write(to_json(passage) + "\n")
-                    texts.append(text)
-                    if len(texts) == HASH_BATCH:  # one huge document must not hold all its passages
-                        hashes.append(dedup.exact_hashes(texts))
-                        near_dups.add(texts)
-                        texts = []
-                hashes.append(dedup.exact_hashes(texts))
-                near_dups.add(texts)
-                n_tokens.append(chunks.n_tokens.astype(np.int32))
-                withheld.append(doc_withheld[chunks.doc_index])
-                bar.advance(len(batch))
-                del batch, doc  # the next batch is read without this one's texts in memory
-            out.flush()
-            os.fsync(out.fileno())
+    with progress_bar("ingest", unit="docs") as bar:
+        for batch in batches:
+            chunks = chunk([d.text for d in batch])
+            doc_withheld = split.withheld(batch)
+            texts: list[str] = []
+            part = np.zeros(len(batch), dtype=np.int64)
+            for doc_index, start, end in zip(
+                chunks.doc_index.tolist(), chunks.start.tolist(), chunks.end.tolist(), strict=True
+            ):
+                doc = batch[doc_index]
+                text = doc.text[start:end]
+                passage = Passage(
+                    passage_id=f"{doc.doc_id}#{part[doc_index]}",
+                    doc_id=doc.doc_id,
+                    text=text,
+                    title=doc.title,
+                    start=start,
+                    end=end,
+                    meta=doc.meta,
+                )
+                part[doc_index] += 1
+                out.write(to_json(passage) + "\n")
+                texts.append(text)
+                if len(texts) == HASH_BATCH:  # one huge document must not hold all its passages
+                    hashes.append(near_dups.add(texts))
+                    texts = []
+            hashes.append(near_dups.add(texts))
+            n_tokens.append(chunks.n_tokens.astype(np.int32))
+            withheld.append(doc_withheld[chunks.doc_index])
+            bar.advance(len(batch))
+            del batch, doc  # the next batch is read without this one's texts in memory
+    return _PassageArrays(
+        exact_hash=np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64),
+        cluster_id=near_dups.clusters(),
+        n_tokens=np.concatenate(n_tokens) if n_tokens else np.empty(0, dtype=np.int32),
+        heldout=np.concatenate(withheld) if withheld else np.empty(0, dtype=bool),
+    )
 
-        exact_hash = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
-        cluster_id = near_dups.clusters(exact_hash)
-        heldout = np.concatenate(withheld) if withheld else np.empty(0, dtype=bool)
-        if len(exact_hash) == 0:
-            raise InputFormatError(source, None, "no usable documents")
-        _write_npz_atomic(
-            layout.passage_arrays,
-            exact_hash=exact_hash,
-            cluster_id=cluster_id,
-            n_tokens=np.concatenate(n_tokens),
-            heldout=heldout,
-        )
-        _write_json_atomic(
-            layout.split,
-            {
-                "heldout_doc_ids": heldout_docs,
-                "excluded_doc_ids": excluded_seen,
-                "heldout_fraction": cfg.heldout_fraction,
-                "heldout_group": group_key,
-                "seed": cfg.seed,
-            },
-        )
-        os.replace(tmp_passages, layout.passages)
-    finally:
-        tmp_passages.unlink(missing_ok=True)
 
-    n = len(exact_hash)
+def _write_arrays(path: Path, arrays: _PassageArrays) -> None:
+    with atomic_open(path, "wb", fsync=True) as fh:
+        np.savez(fh, **asdict(arrays))
+
+
+def _counts(arrays: _PassageArrays, batches: _Batches, split: _Split) -> dict[str, object]:
+    n = len(arrays.exact_hash)
     return {
         "documents": batches.documents,
         "passages": n,
         "skipped": dict(batches.skipped),
-        "heldout_documents": len(heldout_docs),
-        "excluded_documents": len(excluded_seen),
-        "withheld_passages": int(heldout.sum()),
-        "exact_duplicate_passages": int(n - len(np.unique(exact_hash))),
-        "near_duplicate_clusters": len(np.unique(cluster_id)),
-        "passages_in_shared_clusters": int(n - np.sum(np.bincount(cluster_id, minlength=n) == 1)),
+        "heldout_documents": len(split.heldout_docs),
+        "excluded_documents": len(split.excluded_seen),
+        "withheld_passages": int(arrays.heldout.sum()),
+        "exact_duplicate_passages": int(n - len(np.unique(arrays.exact_hash))),
+        "near_duplicate_clusters": len(np.unique(arrays.cluster_id)),
+        "passages_in_shared_clusters": int(n - np.sum(np.bincount(arrays.cluster_id, minlength=n) == 1)),
     }
+
+
+def run_ingest(layout: RunLayout, cfg: IngestConfig, source: Path | str) -> dict[str, object]:
+    """Read `source`, chunk, dedupe and split it into `layout`'s corpus files; return the counts.
+
+    passages.jsonl is written through a temporary file renamed into place last, after
+    passages.npz and split.json, so a failed ingest leaves no new passages behind.
+    """
+    cfg.validate()
+    source = Path(source)
+    # MedQuAD's questions are templated per focus: splitting by answer would leak topics into training
+    group_key = cfg.heldout_group or ("focus" if resolve_format(source, cfg) == "medquad" else None)
+    split = _Split(cfg, group_key, read_exclude_file(cfg.exclude_docs) if cfg.exclude_docs else set())
+    chunk = chunking.TokenChunker(
+        resolve_model(cfg.tokenizer), max_tokens=cfg.passage_tokens, overlap=cfg.overlap
+    )
+    layout.passages.parent.mkdir(parents=True, exist_ok=True)
+    batches = _Batches(cfg)
+    with (
+        NearDupIndex(
+            layout.passages.with_name(SCRATCH_NAME),
+            threshold=cfg.near_dup_threshold,
+            num_perm=cfg.num_perm,
+            shingle_size=cfg.shingle_size,
+            seed=cfg.seed,
+        ) as near_dups,
+        atomic_open(layout.passages, fsync=True) as out,
+    ):
+        arrays = _write_passages(out, batches(read_documents(source, cfg)), chunk, split, near_dups)
+        if len(arrays.exact_hash) == 0:
+            raise InputFormatError(source, None, "no usable documents")
+        _write_arrays(layout.passage_arrays, arrays)
+        write_text_atomic(layout.split, json.dumps(split.as_json(), ensure_ascii=False, indent=1) + "\n")
+    return _counts(arrays, batches, split)

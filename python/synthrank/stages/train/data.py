@@ -66,7 +66,8 @@ class GroupSource(Protocol):
     """What the trainer reads: lists of texts per query, in a seeded order per epoch. A source with a
     `targets(index, epoch)` method also gives the teacher's score of each text (distillation)."""
 
-    stats: Any
+    @property
+    def stats(self) -> Any: ...
 
     def __len__(self) -> int: ...
 

@@ -39,6 +39,9 @@ from synthrank.stages.train.warm_start import warm_start_for
 
 log = logging.getLogger(__name__)
 
+# (scores [groups, group_size], teacher scores or None) -> loss
+LossFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+
 CHECKPOINTS_DIR = "checkpoints"  # RUN/checkpoints/<output folder name>/{step-N, best}
 # options that may change between a run and its resumption; any other change refuses to resume
 RESUMABLE_CHANGES = {
@@ -123,6 +126,30 @@ class TrainConfig:
                 section="train",
                 key="max_query_tokens",
             )
+        for name in ("dev_top_k", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="train", key=name)
+        for name in (
+            "seed",  # numpy's generators take no negative seed
+            "max_steps",
+            "learning_rate",
+            "head_learning_rate",
+            "weight_decay",
+            "max_grad_norm",
+            "cpu_threads",
+            "checkpoint_every",
+            "eval_every",
+            "early_stopping_patience",
+            "dev_max_queries",
+            "dev_min_queries",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", section="train", key=name)
+        if not 0.0 <= self.warmup_ratio <= 1.0:
+            raise ConfigError(
+                f"must be in [0, 1], got {self.warmup_ratio}", section="train", key="warmup_ratio"
+            )
+        self.group_options()  # its checks (group_size >= 2, random_negative_share) at load, not at train
 
     def group_options(self) -> GroupOptions:
         return GroupOptions(
@@ -182,67 +209,99 @@ class Trainer:
         cfg: TrainConfig,
         *,
         data: GroupSource | None = None,
-        loss: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
+        loss: LossFn | None = None,
         on_checkpoint: Callable[[int, Path], None] | None = None,
     ) -> None:
         """`data` and `loss` replace the mined groups and cfg.loss (the warm start's teacher lists)."""
         self.layout, self.cfg, self.on_checkpoint = layout, cfg, on_checkpoint
         self.rank, self.world, local_rank = _distributed()
-        self.owns_process_group = self.world > 1 and not dist.is_initialized()
-        if self.owns_process_group:
-            dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-        device = pick_device(cfg.device)
+        self.owns_process_group = self._join_process_group()
+        self.device = self._place(local_rank)
+        self.output = Path(cfg.output) if cfg.output else layout.model
+        self.checkpoints = layout.root / CHECKPOINTS_DIR / self.output.name
+        self.data, self.loss_fn = self._training_data(data, loss)
+        self.steps_per_epoch, self.total_steps = self._schedule_length()
+
+        torch.manual_seed(cfg.seed)
+        self.model, self.tokenizer = load_cross_encoder(cfg.model, self.device)
+        self.model.train()
+        self.autocast_dtype = autocast_dtype(cfg.precision, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
+        self.optimizer, self.scheduler = self._optimizer_and_schedule()
+        self.forward_model = self._forward_model(local_rank)
+        self.state = TrainState()
+        self.dev = self._load_dev()
+
+    # --- setup --------------------------------------------------------------------------------
+
+    def _join_process_group(self) -> bool:
+        """Start torchrun's process group unless the caller already has; True if this Trainer started
+        it (and so destroys it when done)."""
+        if self.world == 1 or dist.is_initialized():
+            return False
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        return True
+
+    def _place(self, local_rank: int) -> torch.device:
+        """The device of this process (its own GPU under torchrun); on CPU, its share of the cores."""
+        device = pick_device(self.cfg.device)
         if device.type == "cuda" and self.world > 1:
             device = torch.device("cuda", local_rank)
             torch.cuda.set_device(device)
-        self.device = device
         if device.type == "cpu":
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(self.world)))
-            torch.set_num_threads(cfg.cpu_threads or max(1, (os.cpu_count() or 1) // local_world))
-        self.output = Path(cfg.output) if cfg.output else layout.model
-        self.checkpoints = layout.root / CHECKPOINTS_DIR / self.output.name
+            torch.set_num_threads(self.cfg.cpu_threads or max(1, (os.cpu_count() or 1) // local_world))
+        return device
+
+    def _training_data(self, data: GroupSource | None, loss: LossFn | None) -> tuple[GroupSource, LossFn]:
+        """The given groups and loss, else the mined groups with cfg.loss, or with the bi-encoder as
+        teacher and LCE + KL when distill_weight > 0."""
+        cfg = self.cfg
         if data is None:
-            data = load_groups(layout, cfg.group_options())
+            groups = load_groups(self.layout, cfg.group_options())
             if cfg.distill_weight > 0:
-                data, loss = (
-                    with_teacher(layout, data),
-                    lce_with_kl(cfg.distill_weight, cfg.distill_temperature),
+                return with_teacher(self.layout, groups), lce_with_kl(
+                    cfg.distill_weight, cfg.distill_temperature
                 )
-        self.data: GroupSource = data
+            data = groups
+        return data, loss or LOSSES[cfg.loss]
+
+    def _schedule_length(self) -> tuple[int, int]:
+        """(optimizer steps per epoch, total steps); InvalidArgumentError if the data has not one step."""
+        cfg = self.cfg
         micro_per_epoch = len(self.data) // (cfg.batch_size * self.world)
-        self.steps_per_epoch = micro_per_epoch // cfg.grad_accumulation
-        if self.steps_per_epoch < 1:
+        steps_per_epoch = micro_per_epoch // cfg.grad_accumulation
+        if steps_per_epoch < 1:
             raise InvalidArgumentError(
-                f"{layout.train_groups}: {len(self.data)} usable groups is fewer than one optimizer step "
-                f"(batch_size {cfg.batch_size} x grad_accumulation {cfg.grad_accumulation} "
+                f"{self.layout.train_groups}: {len(self.data)} usable groups is fewer than one optimizer "
+                f"step (batch_size {cfg.batch_size} x grad_accumulation {cfg.grad_accumulation} "
                 f"x {self.world} processes)"
             )
-        full = self.steps_per_epoch * cfg.epochs
-        self.total_steps = min(full, cfg.max_steps) if cfg.max_steps > 0 else full
+        full = steps_per_epoch * cfg.epochs
+        return steps_per_epoch, min(full, cfg.max_steps) if cfg.max_steps > 0 else full
 
-        torch.manual_seed(cfg.seed)
-        self.model, self.tokenizer = load_cross_encoder(cfg.model, device)
-        self.model.train()
-        self.autocast_dtype = autocast_dtype(cfg.precision, device)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=self.autocast_dtype == torch.float16)
-        self.optimizer = torch.optim.AdamW(parameter_groups(self.model, cfg), lr=cfg.learning_rate)
-        warmup = int(cfg.warmup_ratio * self.total_steps)
+    def _optimizer_and_schedule(self) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+        """AdamW over `parameter_groups`; linear warm-up over warmup_ratio of the steps, then decay to 0."""
+        optimizer = torch.optim.AdamW(parameter_groups(self.model, self.cfg), lr=self.cfg.learning_rate)
+        total = self.total_steps
+        warmup = int(self.cfg.warmup_ratio * total)
 
         def linear(step: int) -> float:
             if step < warmup:
                 return (step + 1) / (warmup + 1)
-            return max(0.0, (self.total_steps - step) / max(1, self.total_steps - warmup))
+            return max(0.0, (total - step) / max(1, total - warmup))
 
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear)
-        self.forward_model: Any = self.model
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, linear)
+
+    def _forward_model(self, local_rank: int) -> Any:
+        """The model that forward passes go through: DDP-wrapped under torchrun, compiled if asked."""
+        forward_model: Any = self.model
         if self.world > 1:
-            ids = [local_rank] if device.type == "cuda" else None
-            self.forward_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        if cfg.compile:
-            self.forward_model = torch.compile(self.forward_model)
-        self.loss_fn = loss or LOSSES[cfg.loss]
-        self.state = TrainState()
-        self.dev = self._load_dev()
+            ids = [local_rank] if self.device.type == "cuda" else None
+            forward_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if self.cfg.compile:
+            forward_model = torch.compile(forward_model)
+        return forward_model
 
     # --- data ---------------------------------------------------------------------------------
 
