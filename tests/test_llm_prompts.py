@@ -284,6 +284,25 @@ def test_judge_config_rejects_bad_fast_options() -> None:
         ({"list_size": 0}, "list_size"),
         ({"passage_max_tokens": 0}, "passage_max_tokens"),
         ({"skip_margin": -0.1}, "skip_margin"),
+        ({"source_first": True, "include_source": False}, "source_first"),
+        ({"source_min_grade": 0}, "source_min_grade"),
+        ({"source_min_grade": 4}, "source_min_grade"),
     ):
         with pytest.raises(ConfigError, match=key):
             JudgeConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_the_source_gate_takes_mines_threshold_and_a_bad_type_is_named(tmp_path: Path) -> None:
+    from synthrank.run.settings import PipelineConfig, load_config
+    from synthrank.stages.mine import MineConfig
+
+    path = tmp_path / "synthrank.toml"
+    path.write_text("[judge]\nsource_first = true\n[mine]\npositive_min_grade = 3\n", encoding="utf-8")
+    assert load_config(path).judge.source_min_grade == 3
+    path.write_text("[judge]\nsource_first = true\nsource_min_grade = 1\n", encoding="utf-8")
+    assert load_config(path).judge.source_min_grade == 1  # set: kept as written
+    off = PipelineConfig(mine=MineConfig(positive_min_grade=3))
+    assert off.judge.source_min_grade is None  # gate off: the judge's fingerprint does not move
+    path.write_text("[judge]\ntop_m = 5\nsource_first = 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"synthrank\.toml:3: \[judge\] source_first: expected bool"):
+        load_config(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import signal
@@ -396,3 +397,102 @@ def test_cli_one_call_generate_and_listwise_judge(fake_server: FakeServer, tmp_p
     proc = cli(["judge", *base, "--mode", "pairwise"])
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "Traceback" not in err
+
+
+def gate_run(root: Path) -> RunLayout:
+    """Three queries on the fake judge's word-overlap grades: q-good's source p0 grades 3, q-off's
+    p0 grades 0 and q-half's p1 grades 1 (both below 2, so gated); four candidates each."""
+    layout = make_run(root)
+    queries = [
+        Query("q-good", "d0", "p0", "diabetes glucose insulin treatment", "question", "t", "m"),
+        Query("q-off", "d0", "p0", "wheezing lungs inhalers", "question", "t", "m"),
+        Query("q-half", "d1", "p1", "asthma triptans osteoporosis", "question", "t", "m"),
+    ]
+    write_jsonl_atomic(layout.queries, queries)
+    ids = np.array([[1, 2, 3, 4], [1, 0, 2, 3], [2, 3, 1, 4]], dtype=np.int64)  # the source once among them
+    scores = np.tile(np.linspace(0.9, 0.6, 4, dtype=np.float32), (3, 1))
+    np.savez(layout.candidates, query_ids=np.array([q.query_id for q in queries]), ids=ids, scores=scores)
+    return layout
+
+
+def test_source_first_spends_no_call_on_the_candidates_of_a_gated_query(
+    fake_server: FakeServer, tmp_path: Path
+) -> None:
+    ungated = gate_run(tmp_path / "ungated")
+    plain = run_judge(ungated, JudgeConfig(top_m=4), llm(fake_server), print_summary=False)
+    ungated_bodies = set(fake_server.stats()["bodies"])
+    all_pairs = set(judged_pairs(ungated))
+    assert (
+        plain["complete"] and len(all_pairs) == plain["pairs"] == 13 and "source_gated_queries" not in plain
+    )
+
+    fake_server.reset()
+    gated = gate_run(tmp_path / "gated")
+    cfg = JudgeConfig(top_m=4, source_first=True, workers=1)
+    counts = run_judge(gated, cfg, llm(fake_server, concurrency=1), print_summary=False)
+    judged = [(j["query_id"], j["passage_id"]) for j in read_lines(gated.judgments)]
+    # the sources first, then only q-good's candidates: the ungated calls minus the gated queries'
+    assert judged[:3] == [("q-good", "p0"), ("q-off", "p0"), ("q-half", "p1")]
+    assert set(judged) == {p for p in all_pairs if p[0] == "q-good" or p in judged[:3]}
+    assert set(fake_server.stats()["bodies"]) <= ungated_bodies  # the very same requests
+    assert fake_server.stats()["hits"] == len(judged) == 3 + 4
+    assert counts["complete"] and counts["judged"] == 7 and counts["pairs"] == 13
+    assert counts["source_gated_queries"] == 2 and counts["source_gated_pairs"] == 6
+    assert counts["source_min_grade"] == 2 and counts["judged_share"] == round(7 / 13, 4)
+    again = run_judge(gated, cfg, llm(fake_server), print_summary=False)
+    assert (
+        again["calls"] == 0
+        and again["source_gated_pairs"] == 6
+        and again["judged_share"] == counts["judged_share"]
+    )
+
+    # the ungated run's cache answers every gated call: the pairs' cache keys did not change
+    fake_server.reset()
+    replay = gate_run(tmp_path / "replay")
+    replayed = run_judge(replay, cfg, llm(fake_server, cache=ungated.llm_cache), print_summary=False)
+    assert replayed["judged"] == 7 and fake_server.stats()["hits"] == 0
+    # a lower gate lets q-half (source grade 1) through
+    low = run_judge(
+        gate_run(tmp_path / "low"), dataclasses.replace(cfg, source_min_grade=1), llm(fake_server)
+    )
+    assert low["source_gated_queries"] == 1 and low["judged"] == 3 + 4 + 3
+
+
+def test_source_first_resumes_after_a_stop_in_either_phase_without_repeating_a_call(
+    fake_server: FakeServer, tmp_path: Path
+) -> None:
+    fake_server.control(usage={"prompt_tokens": 1000, "completion_tokens": 0})
+    layout = gate_run(tmp_path / "run")
+    cfg = JudgeConfig(top_m=4, source_first=True, workers=1)
+
+    def judge(cap: float) -> dict[str, Any]:
+        spend = llm(fake_server, concurrency=1, price_prompt=1.0, max_cost=cap)
+        return run_judge(layout, cfg, spend, print_summary=False)
+
+    first = judge(0.0025)  # two of the three sources; no candidate before every source is graded
+    assert not first["complete"] and "max_cost" in first["stop_reason"]
+    assert sorted(judged_pairs(layout)) == [("q-good", "p0"), ("q-off", "p0")]
+    second = judge(0.0055)  # the last source, then two of q-good's candidates
+    assert not second["complete"] and second["already_judged"] == 2 and second["calls"] == 3
+    assert {q for q, _ in judged_pairs(layout)} == {"q-good", "q-off", "q-half"}
+    assert second["source_gated_queries"] == 2
+    third = judge(1.0)
+    assert third["complete"] and third["already_judged"] == 5 and third["calls"] == 2
+    assert len(judged_pairs(layout)) == fake_server.stats()["hits"] == 7
+    assert all(count == 1 for count in fake_server.stats()["bodies"].values())
+
+
+def test_source_first_listwise_grades_each_source_in_a_list_of_its_own(
+    fake_server: FakeServer, tmp_path: Path
+) -> None:
+    layout = gate_run(tmp_path / "run")
+    cfg = JudgeConfig(top_m=4, mode="listwise", list_size=4, source_first=True)
+    counts = run_judge(layout, cfg, llm(fake_server), print_summary=False)
+    schemas = [
+        json.loads(b)["response_format"]["json_schema"]["schema"] for b in fake_server.stats()["bodies"]
+    ]
+    # three sources alone, then q-good's four candidates in one list
+    assert sorted(s["properties"]["grades"]["maxItems"] for s in schemas) == [1, 1, 1, 4]
+    assert counts["complete"] and counts["judged"] == 7 and counts["source_gated_queries"] == 2
+    sources = {"q-good": "p0", "q-off": "p0", "q-half": "p1"}
+    assert {q for q, p in judged_pairs(layout) if p != sources[q]} == {"q-good"}

@@ -124,6 +124,19 @@ def test_drops_are_counted_by_reason(tmp_path: Path) -> None:
     assert json.loads(layout.mining_stats.read_text())["train_groups"] == 2
 
 
+def test_a_query_the_judges_source_gate_stopped_is_dropped_even_with_unjudged_negatives(
+    tmp_path: Path,
+) -> None:
+    # `[judge] source_first`: q1's source graded 1 < positive_min_grade, so none of its candidates
+    # was judged; q2's source passed and its candidates were judged as usual
+    q2 = [("q2", 20, 3)] + [("q2", 20 + r, 0) for r in range(1, 15)]
+    layout = make_run(tmp_path, [*q0_judgments(other_queries=False), ("q1", 10, 1), *q2])
+    cfg = MineConfig(num_negatives=5, min_negatives=0, allow_unjudged=True, adapt="off", dev_fraction=0.0)
+    stats = run_mine(layout, cfg)
+    assert set(groups(layout)) == {"q0", "q2"}  # q1 has no positive: no group of unjudged negatives
+    assert stats["dropped"]["source_judged_irrelevant"] == 1 and stats["dropped"]["not_judged"] == 1
+
+
 def test_too_few_negatives_and_unjudged_easier_negatives(tmp_path: Path) -> None:
     layout = make_run(tmp_path, q0_judgments(other_queries=False), k=30)
     cfg = MineConfig(num_negatives=20, negative_max_grade=1, dev_fraction=0.0)

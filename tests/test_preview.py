@@ -263,6 +263,16 @@ def _cli() -> Any:
     return main
 
 
+def test_measured_judge_pairs_leave_out_those_the_source_gate_skipped(tmp_path: Path) -> None:
+    from synthrank.run.preview import _measured_pairs_per_query
+
+    layout = RunLayout(tmp_path / "run")
+    counts = {"pairs": 60, "source_gated_queries": 4, "source_gated_pairs": 20}
+    write_manifest(layout, Manifest("judge", "done", "x", 1.0, 2.0, 1.0, counts))
+    (layout.root / "filter_stats.json").write_text(json.dumps({"kept": 10}))
+    assert _measured_pairs_per_query(layout) == 4.0  # 40 pairs judged (or cached) for 10 queries
+
+
 def test_status_loads_no_heavy_module(tmp_path: Path) -> None:
     """`status` answers in well under a second: the CLI and the status path import no numpy or torch."""
     layout = RunLayout(tmp_path / "run")

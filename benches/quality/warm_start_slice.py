@@ -16,9 +16,9 @@ import argparse
 import dataclasses
 import logging
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from common import evaluate_rows, log_to, synthrank
 
 from synthrank.cli.demo import demo_config, demo_file
 from synthrank.run.pipeline import run_pipeline
@@ -53,21 +53,13 @@ def warm_start_round(run: Path, *, seed: int, head_learning_rate: float, start: 
         logging.info("%s %s %.0f s %s", result.stage, result.action, result.seconds, result.counts)
 
 
-def synthrank(*args: str | Path) -> None:
-    subprocess.run([sys.executable, "-m", "synthrank", *map(str, args)], check=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--trec-dl-archive", type=Path, help="trec-dl-19.tar.gz (README, Data and licences)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(message)s",
-        handlers=[logging.FileHandler(args.out / "experiment.log"), logging.StreamHandler()],
-    )
+    log_to(args.out)
     a, b = args.out / "a", args.out / "b"
     warm_start_round(a, seed=0, head_learning_rate=1e-3, start=None)
     warm_start_round(b, seed=14, head_learning_rate=1e-4, start=str(a / "warm_start"))
@@ -77,18 +69,8 @@ def main() -> None:
         "--epochs", "3", "--batch-size", "4", "--lr", "2e-5", "--random-negative-share", "0.5",
         "--max-length", "160", "--distill-weight", "1.0",
     )  # fmt: skip
-    models = [f"--model={name}={b / folder}" for name, folder in
-              (("warm-start", "warm_start"), ("ours-kl", "model-kl"), ("ours", "model"))]  # fmt: skip
-    synthrank(
-        "evaluate", "--run", b, *models, "--fuse", "auto", "--dataset", "indomain",
-        "--indomain-max-queries", "300", "--top-k", "30", "--max-length", "256",
-        "--output", b / "eval-indomain",
-    )  # fmt: skip
-    if args.trec_dl_archive:
-        synthrank(
-            "evaluate", "--run", b, *models, "--fuse", "auto", "--dataset", "trec-dl-19",
-            "--trec-dl-archive", args.trec_dl_archive, "--max-length", "256", "--output", b / "eval-trec",
-        )  # fmt: skip
+    models = {"warm-start": b / "warm_start", "ours-kl": b / "model-kl", "ours": b / "model"}
+    evaluate_rows(b, models, args.trec_dl_archive)
 
 
 if __name__ == "__main__":

@@ -231,6 +231,17 @@ def filter_queries(run_dir: Path, **kw: Any) -> dict[str, Any]:
     is_flag=True,
     help="Judge the pairs nearest the source passage's cosine first.",
 )
+@config_option(
+    JUDGE,
+    "--source-first",
+    is_flag=True,
+    help="Grade each source passage first; judge no candidate of a query whose source fails the gate.",
+)
+@click.option(
+    "--source-min-grade",
+    type=click.IntRange(1, 3),
+    help="The gate of --source-first (default: [mine] positive_min_grade's default, 2).",
+)
 @llm_options
 @stage_command
 def judge(run_dir: Path, **kw: Any) -> dict[str, Any]:

@@ -243,11 +243,12 @@ def estimate(
             config, shown, queries, estimator.count
         )
         measured_pairs = _measured_pairs_per_query(layout)
+        gate = ", only the source where it fails [judge] source_first" if config.judge.source_first else ""
         notes.append(
             f"judge pairs: {measured_pairs:.1f} per query (measured)"
             if measured_pairs is not None
             else f"judge pairs: at most {config.judge.top_m} candidates + the source per query "
-            "(fewer when the source is among them)"
+            f"(fewer when the source is among them{gate})"
         )
     parallel, why = _parallel_calls(config) if gen.runs or judge.runs else (1, "")
     for e in (gen, judge):
@@ -301,7 +302,9 @@ def _measured_pairs_per_query(layout: RunLayout) -> float | None:
             continue
         kept = json.loads(stats_path.read_text(encoding="utf-8")).get("kept")
         if kept and manifest.counts.get("pairs"):
-            return float(manifest.counts["pairs"]) / float(kept)
+            # pairs the source gate left unjudged cost no call
+            judged = manifest.counts["pairs"] - manifest.counts.get("source_gated_pairs", 0)
+            return float(judged) / float(kept)
     return None
 
 
@@ -390,8 +393,6 @@ def print_plan(
 
 
 # --- the pilot ------------------------------------------------------------------------------------
-
-PILOT_STAGES = ("generate", "filter", "embed", "index", "retrieve", "judge", "mine")
 
 
 def _link(src: Path, dst: Path) -> None:

@@ -108,6 +108,10 @@ class PipelineConfig:
             self.train = section_class("train")()
         if self.evaluate is None:
             self.evaluate = section_class("evaluate")()
+        if self.judge.source_first and self.judge.source_min_grade is None:
+            # the gate stops what mining would drop, at one threshold; being in [judge], it is in
+            # the judge stage's fingerprint, so a changed [mine] positive_min_grade re-runs the gate
+            self.judge = dataclasses.replace(self.judge, source_min_grade=self.mine.positive_min_grade)
 
     def section(self, dotted: str) -> Any:
         """`"llm.model"` -> config.llm.model; a whole section minus secrets for `"llm"`."""

@@ -9,7 +9,9 @@ JSON-schema-constrained call grades up to `list_size` passages of one query). Ev
 what is the same across calls first (instructions, examples, then the query) and the passage(s)
 last, so a server's prefix cache (llama.cpp, vLLM) only processes the passage tokens anew; on a
 CPU server those are the cost, so `passage_max_tokens` cuts them for the judge, and `skip_margin`
-leaves candidates the start model ranks far below the source passage unjudged.
+leaves candidates the start model ranks far below the source passage unjudged. `source_first`
+grades each query's source passage before its candidates and spends no call on the candidates of
+a query whose own passage fails the positive threshold: mining would drop that query anyway.
 """
 
 from __future__ import annotations
@@ -61,6 +63,14 @@ class JudgeConfig:
         are not judged (they stay unjudged: easier negatives for `[mine] allow_unjudged`).
     ambiguous_first: judge the pairs closest to the source passage's cosine first, so a `max_cost`
         stop leaves the grades that decide least.
+    source_first: grade every query's source passage first and leave the candidates of a query
+        whose source grades below `source_min_grade` unjudged: with no graded candidate it has no
+        positive, so mining drops it (as `source_judged_irrelevant`) even with `allow_unjudged`.
+        Pointwise calls are the ungated ones, so cached replies are reused; in listwise mode each
+        source is graded in a list of its own, so cached ungated lists are not.
+    source_min_grade: the gate's threshold; None = `[mine] positive_min_grade` (filled in when the
+        pipeline config is built; the `judge` command alone uses that key's default). Set above
+        it, a gated query whose source still counts as a positive has only unjudged negatives.
     """
 
     top_m: int = 20
@@ -80,8 +90,22 @@ class JudgeConfig:
     passage_max_tokens: int | None = None
     skip_margin: float | None = None
     ambiguous_first: bool = False
+    source_first: bool = False
+    source_min_grade: int | None = None
 
     def __post_init__(self) -> None:
+        if self.source_first and not self.include_source:
+            raise ConfigError(
+                "needs include_source = true (the gate grades the source passage)",
+                section="judge",
+                key="source_first",
+            )
+        if self.source_min_grade is not None and not 1 <= self.source_min_grade <= 3:
+            raise ConfigError(
+                f"must be in [1, 3] when set (grades are 0-3), got {self.source_min_grade}",
+                section="judge",
+                key="source_min_grade",
+            )
         if self.mode not in ("pointwise", "listwise"):
             raise ConfigError(
                 f"must be 'pointwise' or 'listwise', got {self.mode!r}", section="judge", key="mode"
@@ -416,6 +440,47 @@ async def judge_pairs(
     return JudgeResult(judgments, outcome, outcome.failed)
 
 
+async def judge_source_first(
+    client: LLMClient,
+    pairs: Sequence[JudgePair],
+    cfg: JudgeConfig,
+    sources: dict[str, str],
+    known: dict[str, int | None],
+    min_grade: int,
+    *,
+    on_judgment: Callable[[Judgment], None] | None = None,
+) -> tuple[JudgeResult, set[str]]:
+    """Judge the source pairs among `pairs` (`sources`: query_id -> its source passage_id) first,
+    then the other pairs of each query whose source grade is not below `min_grade`.
+
+    `known` holds source grades judged before (a resumed run). A source without a grade (its call
+    failed, or the reply was unparsable) gates nothing: its query is judged as without the gate.
+    The candidates are only judged when every source call is settled, so a `max_cost` stop or too
+    many failures leave no query judged past a gate it may fail. Returns the results aligned with
+    `pairs` (None for a pair left unjudged) and the ids of the gated queries.
+    """
+    first = [i for i, p in enumerate(pairs) if sources.get(p.query_id) == p.passage.passage_id]
+    head = await judge_pairs(client, [pairs[i] for i in first], cfg, on_judgment=on_judgment)
+    judgments: list[Judgment | None] = [None] * len(pairs)
+    grades = dict(known)
+    for index, judgment in zip(first, head.judgments, strict=True):
+        judgments[index] = judgment
+        if judgment is not None:
+            grades[judgment.query_id] = judgment.grade
+    gated = {qid for qid, grade in grades.items() if grade is not None and grade < min_grade}
+    if not head.outcome.complete:
+        return JudgeResult(judgments, head.outcome, head.failed_pairs), gated
+    is_first = set(first)
+    rest = [i for i, p in enumerate(pairs) if i not in is_first and p.query_id not in gated]
+    tail = await judge_pairs(client, [pairs[i] for i in rest], cfg, on_judgment=on_judgment)
+    for index, judgment in zip(rest, tail.judgments, strict=True):
+        judgments[index] = judgment
+    outcome = tail.outcome
+    outcome.done += head.outcome.done
+    outcome.failed += head.outcome.failed
+    return JudgeResult(judgments, outcome, head.failed_pairs + tail.failed_pairs), gated
+
+
 def cut_passages(
     passages: Iterable[Passage], max_tokens: int, tokenizer: str | None
 ) -> tuple[dict[str, Passage], dict[str, int]]:
@@ -559,15 +624,14 @@ async def _judge(
         if not path.is_file():
             raise InputFormatError(path, None, "not found (run the earlier stages first)")
     passages = list(read_jsonl(layout.passages, Passage))
+    queries = list(read_jsonl(layout.queries, Query))
     plan_counts: dict[str, int] = {}
-    pairs, without = plan_pairs(
-        read_jsonl(layout.queries, Query), passages, layout.candidates, cfg, counts=plan_counts
-    )
+    pairs, without = plan_pairs(queries, passages, layout.candidates, cfg, counts=plan_counts)
     repair_tail(layout.judgments)
     done = (
-        {(j.query_id, j.passage_id) for j in read_jsonl(layout.judgments, Judgment)}
+        {(j.query_id, j.passage_id): j.grade for j in read_jsonl(layout.judgments, Judgment)}
         if layout.judgments.exists()
-        else set()
+        else {}
     )
     pending = [p for p in pairs if (p.query_id, p.passage.passage_id) not in done]
     budget: dict[str, int] = {}
@@ -575,6 +639,15 @@ async def _judge(
         unique = {p.passage.passage_id: p.passage for p in pending}
         cut, budget = cut_passages(unique.values(), cfg.passage_max_tokens, llm_cfg.tokenizer)
         pending = [dataclasses.replace(p, passage=cut[p.passage.passage_id]) for p in pending]
+    sources = {q.query_id: q.passage_id for q in queries}
+    known = {qid: done[qid, pid] for qid, pid in sources.items() if (qid, pid) in done}
+    gated: set[str] = set()
+    if cfg.source_min_grade is not None:
+        min_grade = cfg.source_min_grade
+    else:
+        from synthrank.stages.mine import MineConfig
+
+        min_grade = MineConfig.positive_min_grade
     grades: Counter[str] = Counter()
     started = time.monotonic()
     last_flush = time.monotonic()
@@ -590,10 +663,27 @@ async def _judge(
                 last_flush = time.monotonic()
 
         async with LLMClient(llm_cfg, cache=cache, stage="judge", ledger_path=layout.llm_ledger) as client:
-            result = await judge_pairs(client, pending, cfg, on_judgment=on_judgment)
+            if cfg.source_first:
+                result, gated = await judge_source_first(
+                    client, pending, cfg, sources, known, min_grade, on_judgment=on_judgment
+                )
+            else:
+                result = await judge_pairs(client, pending, cfg, on_judgment=on_judgment)
             ledger = client.ledger
     if print_summary:
         ledger.print_table()
+    # candidate pairs of gated queries that no run judged: left out by the gate, counted like skips
+    gated_pairs = sum(
+        p.query_id in gated
+        and p.passage.passage_id != sources[p.query_id]
+        and (p.query_id, p.passage.passage_id) not in done
+        for p in pairs
+    )
+    gate_counts = (
+        {"source_min_grade": min_grade, "source_gated_queries": len(gated), "source_gated_pairs": gated_pairs}
+        if cfg.source_first
+        else {}
+    )
     return {
         "pairs": len(pairs),
         "already_judged": len(pairs) - len(pending),
@@ -602,7 +692,8 @@ async def _judge(
         "queries_without_candidates": without,
         "mode": cfg.mode,
         **plan_counts,
-        "judged_share": round(len(pairs) / max(1, plan_counts["candidate_pairs"]), 4),
+        **gate_counts,
+        "judged_share": round((len(pairs) - gated_pairs) / max(1, plan_counts["candidate_pairs"]), 4),
         **budget,
         "grades": dict(sorted(grades.items())),
         "complete": result.outcome.complete,

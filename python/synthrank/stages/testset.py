@@ -357,8 +357,10 @@ def run_testset(layout: RunLayout, config: PipelineConfig) -> dict[str, Any]:
         )
     pools, cosines = build_pools(layout, config, passages, rows, queries, depth)
     width = _write_candidates(work, queries, pools, cosines)
-    # every pooled pair is graded: the training judge's option to skip far-off candidates is off here
-    judge_cfg = dataclasses.replace(config.judge, top_m=width, include_source=True, skip_margin=None)
+    # every pooled pair is graded: the training judge's options to skip candidates are off here
+    judge_cfg = dataclasses.replace(
+        config.judge, top_m=width, include_source=True, skip_margin=None, source_first=False
+    )
     judged = run_judge(work, judge_cfg, config.llm)
     counts.update(_llm_totals(generated, judged))
     counts["pool_per_query"] = round(float(np.mean([len(pool) for pool in pools.values()])), 2)
