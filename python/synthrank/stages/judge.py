@@ -130,6 +130,13 @@ class JudgeConfig:
             raise ConfigError(
                 f"must be in [0, 20], got {self.top_logprobs}", section="judge", key="top_logprobs"
             )
+        if self.temperature < 0:
+            raise ConfigError(f"must be >= 0, got {self.temperature}", section="judge", key="temperature")
+        for name in ("max_tokens", "max_passage_chars"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="judge", key=name)
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"must be >= 1 when set, got {self.workers}", section="judge", key="workers")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import numpy as np
 from synthrank.errors import ConfigError, InputFormatError
 from synthrank.models import DEFAULT_RERANKER_START, resolve_model
 from synthrank.native import chunking
+from synthrank.native.dedup import MAX_PERMUTATIONS
 from synthrank.native.neardup import NearDupIndex
 from synthrank.progress import progress_bar
 from synthrank.records import Passage, RunLayout, atomic_open, to_json, write_text_atomic
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 Format = Literal["auto", "jsonl", "csv", "tsv", "parquet", "text", "beir", "medquad"]
 HASH_BATCH = 8192  # passages hashed at once; only their hashes and the near-duplicate index are kept
 SCRATCH_NAME = "passages.neardup.tmp"  # the leaders' signatures, removed when ingest ends
-BAD_REASONS = ("malformed", "missing_field", "invalid_utf8", "empty_text", "duplicate_id")
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,21 @@ class IngestConfig:
             )
         if self.batch_size < 1:
             raise ConfigError(f"must be >= 1, got {self.batch_size}", section="corpus", key="batch_size")
+        for name in ("query_budget", "special_tokens", "seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", section="corpus", key=name)
+        if not 0.0 < self.near_dup_threshold <= 1.0:
+            raise ConfigError(
+                f"must be in (0, 1], got {self.near_dup_threshold}",
+                section="corpus",
+                key="near_dup_threshold",
+            )
+        if not 1 <= self.num_perm <= MAX_PERMUTATIONS:
+            raise ConfigError(
+                f"must be in [1, {MAX_PERMUTATIONS}], got {self.num_perm}", section="corpus", key="num_perm"
+            )
+        if self.shingle_size < 1:
+            raise ConfigError(f"must be >= 1, got {self.shingle_size}", section="corpus", key="shingle_size")
 
 
 def detect_format(path: Path) -> str:
