@@ -159,6 +159,7 @@ def test_the_student_takes_every_train_option_it_does_not_set(tmp_path: Path) ->
         precision="bf16",
         device="cpu",
         cpu_threads=3,
+        max_forward_pairs=48,
         checkpoint_every=11,
         keep_checkpoints=5,
         eval_every=6,

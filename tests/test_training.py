@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -277,6 +279,40 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path: Path, tiny: Path) ->
     assert expected.keys() == got.keys()
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6, msg=name)
+
+
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
+def test_passes_of_fewer_pairs_sum_the_same_gradients(tmp_path: Path, tiny: Path) -> None:
+    # without dropout (its masks depend on the pass shapes), one pass per micro-batch and one pass
+    # per group give the same gradient; compared before the optimizer, which would magnify rounding
+    still = tmp_path / "still"
+    shutil.copytree(tiny, still)
+    config = json.loads((still / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (still / "config.json").write_text(json.dumps(config))
+    trainer = Trainer(tiny_run(tmp_path / "run"), tiny_config(still, grad_accumulation=2))
+    trainer.optimizer.step = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    trainer.optimizer.zero_grad = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    order = np.arange(len(trainer.data))
+    gradients, losses = {}, {}
+    for groups in (4, 1):
+        trainer.groups_per_pass = groups
+        trainer.model.zero_grad(set_to_none=True)
+        losses[groups] = trainer.train_step(order)
+        named = trainer.model.named_parameters()
+        gradients[groups] = {n: p.grad.clone() for n, p in named if p.grad is not None}
+    assert gradients[4].keys() == gradients[1].keys() and len(gradients[4]) > 0
+    assert losses[1] == pytest.approx(losses[4], rel=1e-5)
+    for name, expected in gradients[4].items():
+        torch.testing.assert_close(gradients[1][name], expected, rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_forward_pairs_default_splits_on_cpu_only_in_whole_groups(tmp_path: Path, tiny: Path) -> None:
+    layout = tiny_run(tmp_path / "run")
+    assert Trainer(layout, tiny_config(tiny, batch_size=16, group_size=4)).groups_per_pass == 8
+    assert Trainer(layout, tiny_config(tiny, max_forward_pairs=6)).groups_per_pass == 1
+    assert Trainer(layout, tiny_config(tiny, max_forward_pairs=3)).groups_per_pass == 1
+    assert Trainer(layout, tiny_config(tiny, max_forward_pairs=1000)).groups_per_pass == 4
 
 
 def test_resume_refuses_a_checkpoint_made_with_other_options(tmp_path: Path, tiny: Path) -> None:

@@ -131,6 +131,12 @@ def distill(run_dir: Path, **options: Any) -> None:
 @train_option("--compile/--no-compile", "compile_", field="compile", help="torch.compile the model.")
 @train_option("--device", help="auto, cpu, cuda, cuda:1, mps.")
 @train_option("--cpu-threads", type=int, help="Torch threads on CPU (0 = cores / local processes).")
+@train_option(
+    "--max-forward-pairs",
+    type=int,
+    help="Pairs per forward/backward pass (whole groups): the same gradients in less memory; "
+    "0 = 32 on CPU, all on GPU.",
+)
 @train_option("--checkpoint-every", type=int, help="Optimizer steps between checkpoints.")
 @train_option("--eval-every", type=int, help="Optimizer steps between dev evaluations (0 = per epoch).")
 @train_option("--early-stopping-patience", type=int)

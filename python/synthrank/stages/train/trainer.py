@@ -52,7 +52,11 @@ RESUMABLE_CHANGES = {
     "cpu_threads",
     "compile",
     "dev_min_queries",
+    "max_forward_pairs",  # the same gradients in fewer or more passes
 }
+# pairs per forward/backward pass on CPU when max_forward_pairs is 0: a micro-batch of 16 groups x 8
+# pairs x 256 tokens holds ~10 GB of activations for the backward pass there
+CPU_FORWARD_PAIRS = 32
 
 
 @dataclass
@@ -84,6 +88,9 @@ class TrainConfig:
     compile: bool = False
     device: str = "auto"
     cpu_threads: int = 0  # 0 = CPU cores / local processes
+    # pairs per forward/backward pass: a micro-batch runs in passes of whole groups, summing the
+    # same gradients in less memory; 0 = 32 on CPU, the whole micro-batch on GPU
+    max_forward_pairs: int = 0
     checkpoint_every: int = 200  # optimizer steps; 0 = never
     keep_checkpoints: int = 2
     eval_every: int = 0  # optimizer steps; 0 = once per epoch
@@ -137,6 +144,7 @@ class TrainConfig:
             "weight_decay",
             "max_grad_norm",
             "cpu_threads",
+            "max_forward_pairs",
             "checkpoint_every",
             "eval_every",
             "early_stopping_patience",
@@ -229,6 +237,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         self.optimizer, self.scheduler = self._optimizer_and_schedule()
         self.forward_model = self._forward_model(local_rank)
+        self.groups_per_pass = self._groups_per_pass()
         self.state = TrainState()
         self.dev = self._load_dev()
 
@@ -252,6 +261,12 @@ class Trainer:
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(self.world)))
             torch.set_num_threads(self.cfg.cpu_threads or max(1, (os.cpu_count() or 1) // local_world))
         return device
+
+    def _groups_per_pass(self) -> int:
+        """Whole groups per forward/backward pass within a micro-batch (max_forward_pairs)."""
+        cfg = self.cfg
+        pairs = cfg.max_forward_pairs or (CPU_FORWARD_PAIRS if self.device.type == "cpu" else 0)
+        return min(cfg.batch_size, max(1, pairs // cfg.group_size)) if pairs else cfg.batch_size
 
     def _training_data(self, data: GroupSource | None, loss: LossFn | None) -> tuple[GroupSource, LossFn]:
         """The given groups and loss, else the mined groups with cfg.loss, or with the bi-encoder as
@@ -345,22 +360,32 @@ class Trainer:
     # --- one step -----------------------------------------------------------------------------
 
     def train_step(self, order: np.ndarray) -> float:
-        """One optimizer step over grad_accumulation micro-batches; returns the mean loss."""
+        """One optimizer step over grad_accumulation micro-batches, each in passes of at most
+        groups_per_pass groups (every loss is a mean over groups, so weighting each pass by its share
+        of the groups gives the micro-batch's gradient); returns the mean loss."""
         cfg, total = self.cfg, 0.0
         for a in range(cfg.grad_accumulation):
             batch, targets = self.micro_batch(order, self.state.step_in_epoch, a)
-            sync = a == cfg.grad_accumulation - 1 or self.world == 1
-            ctx = contextlib.nullcontext() if sync else self.forward_model.no_sync()
-            with ctx:
-                with torch.autocast(
-                    self.device.type,
-                    dtype=self.autocast_dtype or torch.float32,
-                    enabled=self.autocast_dtype is not None,
-                ):
-                    logits = self.forward_model(**batch).logits.view(-1, cfg.group_size)
-                loss = self.loss_fn(logits, targets) / cfg.grad_accumulation
-                self.scaler.scale(loss).backward()
-            total += float(loss.detach())
+            groups = len(batch["input_ids"]) // cfg.group_size
+            for first in range(0, groups, self.groups_per_pass):
+                last = min(first + self.groups_per_pass, groups)
+                rows = slice(first * cfg.group_size, last * cfg.group_size)
+                final = a == cfg.grad_accumulation - 1 and last == groups
+                # DDP averages gradients across processes on the final backward of the step only
+                ctx = contextlib.nullcontext() if final or self.world == 1 else self.forward_model.no_sync()
+                with ctx:
+                    with torch.autocast(
+                        self.device.type,
+                        dtype=self.autocast_dtype or torch.float32,
+                        enabled=self.autocast_dtype is not None,
+                    ):
+                        part = {k: v[rows] for k, v in batch.items()}
+                        logits = self.forward_model(**part).logits.view(-1, cfg.group_size)
+                    scored = targets[first:last] if targets is not None else None
+                    share = (last - first) / groups / cfg.grad_accumulation
+                    loss = self.loss_fn(logits, scored) * share
+                    self.scaler.scale(loss).backward()
+                total += float(loss.detach())
         self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
         self.scaler.step(self.optimizer)
