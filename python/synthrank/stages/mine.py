@@ -178,8 +178,9 @@ def yield_advice(stats: dict[str, Any]) -> list[str]:
         advice.append(
             f"{source / queries:.0%} of queries dropped because the judge graded their own source below "
             f"positive_min_grade ({cfg['positive_min_grade']}): the generator asks what its passage does "
-            "not answer; use a stronger [llm] model, or raise [judge] top_m so another candidate can be "
-            "the positive"
+            "not answer; use a stronger [llm] model, or (unless [judge] source_first gated them) raise "
+            "[judge] top_m so another candidate can be the positive; with source_first they cost one "
+            "call each"
         )
     few = dropped.get("too_few_negatives", 0)
     if few > 0.2 * queries:
