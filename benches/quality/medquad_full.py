@@ -22,10 +22,13 @@ import argparse
 import gzip
 import logging
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from common import evaluate_rows, log_to, synthrank
 
+from synthrank.errors import SynthrankError, exit_code
 from synthrank.run.pipeline import run_pipeline
 from synthrank.run.settings import load_config
 
@@ -98,4 +101,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (KeyboardInterrupt, SynthrankError, subprocess.CalledProcessError) as exc:
+        # finished stages and cached LLM replies stay on disk: the same command resumes
+        print(f"stopped: {exc or 'interrupted'}; finished work is kept", file=sys.stderr)
+        sys.exit(exc.returncode if isinstance(exc, subprocess.CalledProcessError) else exit_code(exc))
