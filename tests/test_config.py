@@ -77,6 +77,23 @@ def test_locate_and_fingerprint():
     assert locate(TOML, "run", "rate") is None
     assert fingerprint(Opts()) == fingerprint(Opts())
     assert fingerprint(Opts()) != fingerprint(Opts(size=5))
+    assert fingerprint(Opts(names=["a"])) != fingerprint(Opts(names=["b"]))
+
+
+@dataclass
+class OptsNextRelease(Opts):
+    """`Opts` after a release that added an option."""
+
+    margin: float | None = None
+
+
+def test_an_option_added_at_its_default_keeps_the_fingerprint():
+    # existing runs are not re-run by an upgrade that only adds options
+    assert fingerprint(OptsNextRelease(size=5)) == fingerprint(Opts(size=5))
+    assert fingerprint(OptsNextRelease(size=5, margin=0.2)) != fingerprint(Opts(size=5))
+    nested = {"outer": Opts(path=Path("a"))}
+    assert fingerprint(nested) == fingerprint({"outer": OptsNextRelease(path=Path("a"))})
+    assert fingerprint(nested) != fingerprint({"outer": Opts(path=Path("b"))})
 
 
 def test_post_init_error_names_the_key_at_fault_and_its_line(tmp_path):

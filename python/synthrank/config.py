@@ -141,12 +141,29 @@ def read_toml(path: Path | str) -> tuple[dict[str, Any], str]:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
+def _field_default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
 def fingerprint(*parts: Any) -> str:
-    """Stable hash of config values (dataclasses, dicts, paths) for stage manifests."""
+    """Stable hash of config values (dataclasses, dicts, paths) for stage manifests.
+
+    A dataclass contributes only the fields set away from their defaults, so an option added in a
+    later release, left at its default, does not re-run the stages of existing runs. The price: a
+    release that changes a default does not re-run them either (manifests record what ran).
+    """
 
     def default(obj: Any) -> Any:
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-            return dataclasses.asdict(obj)
+            return {
+                f.name: value
+                for f in dataclasses.fields(obj)
+                if (value := getattr(obj, f.name)) != _field_default(f)
+            }
         if isinstance(obj, Path):
             return str(obj)
         if isinstance(obj, (set, frozenset)):

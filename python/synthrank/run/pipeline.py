@@ -2,8 +2,9 @@
 
 Each stage reads and writes the run folder (`RunLayout`) and leaves a manifest. A stage is skipped
 when its manifest says `done` under the fingerprint the current config gives it: that fingerprint
-covers the stage's own config sections and the fingerprint of the stage before it, so a changed
-setting re-runs that stage and everything downstream, and nothing upstream. Stages resume their own
+covers the stage's own config sections (the options set away from their defaults) and the
+fingerprint of the stage before it, so a changed setting re-runs that stage and everything
+downstream, and nothing upstream; an upgrade that only adds options re-runs nothing. Stages resume their own
 partial work (the LLM cache, append-only JSONL, training checkpoints), so an interrupted run loses
 nothing already finished.
 """
