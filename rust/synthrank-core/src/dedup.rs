@@ -52,6 +52,17 @@ pub struct MinHashConfig {
 }
 
 impl MinHashConfig {
+    /// 128 permutations of 5-character shingles, seed 0: the fixture of this module's tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Self {
+        Self {
+            num_perm: 128,
+            shingle_size: 5,
+            shingle: ShingleKind::Char,
+            seed: 0,
+        }
+    }
+
     fn check(&self) -> Result<()> {
         check_num_perm(self.num_perm)?;
         if self.shingle_size == 0 {
@@ -403,12 +414,7 @@ mod tests {
     use super::*;
 
     fn config() -> MinHashConfig {
-        MinHashConfig {
-            num_perm: 128,
-            shingle_size: 5,
-            shingle: ShingleKind::Char,
-            seed: 0,
-        }
+        MinHashConfig::for_tests()
     }
 
     #[test]

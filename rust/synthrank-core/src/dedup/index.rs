@@ -350,15 +350,9 @@ impl NearDupIndex {
 mod tests {
     use super::*;
     use crate::dedup::minhash_signatures;
-    use crate::text::ShingleKind;
 
     fn config() -> MinHashConfig {
-        MinHashConfig {
-            num_perm: 128,
-            shingle_size: 5,
-            shingle: ShingleKind::Char,
-            seed: 0,
-        }
+        MinHashConfig::for_tests()
     }
 
     fn scratch(name: &str) -> PathBuf {
