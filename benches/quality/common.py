@@ -21,18 +21,25 @@ def log_to(folder: Path) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per LLM request otherwise
 
 
-def evaluate_rows(run: Path, models: dict[str, Path], trec_dl_archive: Path | None) -> None:
+def evaluate_rows(
+    run: Path, models: dict[str, Path], trec_dl_archive: Path | None, *, suffix: str = ""
+) -> list[Path]:
     """Every model reranks the same lists: 300 held-out real questions (BM25 top-30) and, given the
     archive, TREC DL 2019 (BM25 top-100); fused rows at the weight the synthetic dev set picks
-    (the even mix on too few dev queries), never at one picked on test questions."""
+    (the even mix on too few dev queries), never at one picked on test questions. Returns the
+    reports, in `RUN/eval-indomain{suffix}` and `RUN/eval-trec{suffix}`."""
     common = [*(f"--model={name}={path}" for name, path in models.items()), "--fuse", "auto"]
     common += ["--max-length", "256"]
     synthrank(
         "evaluate", "--run", run, *common, "--dataset", "indomain", "--indomain-max-queries", "300",
-        "--top-k", "30", "--output", run / "eval-indomain",
+        "--top-k", "30", "--output", run / f"eval-indomain{suffix}",
     )  # fmt: skip
     if trec_dl_archive:
         synthrank(
             "evaluate", "--run", run, *common, "--dataset", "trec-dl-19",
-            "--trec-dl-archive", trec_dl_archive, "--output", run / "eval-trec",
+            "--trec-dl-archive", trec_dl_archive, "--output", run / f"eval-trec{suffix}",
         )  # fmt: skip
+    return [
+        run / f"eval-{name}{suffix}" / "report.json"
+        for name in ("indomain", "trec")[: 1 + bool(trec_dl_archive)]
+    ]

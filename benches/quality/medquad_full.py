@@ -8,21 +8,24 @@ writes and grades; with `--replies`, a recorded cache is replayed offline (nothi
 missing from it is an error); with both, the recorded replies seed the cache and the server writes
 only what they miss, so the LLM part can be split over several sittings (export, then resume from
 the export on another machine). OUT is the run folder. Steps, each resumed or skipped when run again:
-1. `synthrank run` on the recipe: ingest (20 % of foci held out) ... judge, mine, the warm start,
-   LCE from it ("ours") and the run's own evaluation;
-2. `--to judge` stops there (the LLM part; `--export-replies FILE` writes the cache, gzipped, when
-   the pipeline ends, also when it is stopped or fails);
-3. the ablations: a naive cross-encoder (BCE, source positives, random negatives) and LCE without
+1. `synthrank run` on the recipe up to its groups (mine), then, for the rows that need them, the
+   warm start and LCE from it ("ours"); `--to judge` stops after the LLM stages, and
+   `--export-replies FILE` writes the LLM cache, gzipped, when the pipeline ends, stopped or not;
+2. the ablations: a naive cross-encoder (BCE, source positives, random negatives) and LCE without
    the warm start, from the same start model and groups;
-4. every model reranks the same lists: 300 held-out real questions (BM25 top-30) and, given
-   `--trec-dl-archive`, TREC DL 2019 (BM25 top-100); fused rows at the weight picked on the
-   synthetic dev set (`--fuse auto`), never on test questions.
+3. each row (`--rows`, default all) reranks the same lists on its own: 300 held-out real questions
+   (BM25 top-30) and, given `--trec-dl-archive`, TREC DL 2019 (BM25 top-100), with its fused row
+   at the weight picked on the synthetic dev set (`--fuse auto`), never on test questions; its
+   reports go to OUT/eval-*-ROW (and `--results DIR`), and the table of every row evaluated so
+   far is printed (`table.py`). A sitting too short for all rows does some; the reports of several
+   sittings make one table, since every report holds the same BM25 and bi-encoder rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import logging
 import shutil
 import signal
@@ -31,6 +34,7 @@ import sys
 from pathlib import Path
 
 from common import evaluate_rows, log_to, synthrank
+from table import collect, markdown
 
 from synthrank.errors import SynthrankError, exit_code
 from synthrank.run.pipeline import run_pipeline
@@ -39,11 +43,13 @@ from synthrank.run.settings import load_config
 RECIPE = Path(__file__).with_name("medquad-full.toml")
 # the ablations start from a new head, not the warm start: the learning rates of the recipe before it
 NEW_HEAD = ("--no-warm-start", "--lr", "2e-4", "--head-learning-rate", "1e-3")
-# trained on the same groups as ours: (folder, `synthrank train` options)
-ABLATIONS = (
-    ("naive", ("--loss", "bce", "--positives", "source", "--negatives", "random", *NEW_HEAD)),
-    ("lce-only", NEW_HEAD),
-)
+# trained on the same groups as ours: folder -> `synthrank train` options
+ABLATIONS = {
+    "naive": ("--loss", "bce", "--positives", "source", "--negatives", "random", *NEW_HEAD),
+    "lce-only": NEW_HEAD,
+}
+# the table's rows, in its order, and where each model is written
+ROW_MODELS = {"naive": "naive", "warm-start": "warm_start", "lce-only": "lce-only", "ours": "model"}
 
 
 def seed_replies(replies: Path, out: Path) -> None:
@@ -110,7 +116,19 @@ def main() -> None:
     parser.add_argument("--to", choices=("judge",), help="stop after the LLM stages")
     parser.add_argument("--export-replies", type=Path, help="write the run's LLM cache here (gzipped)")
     parser.add_argument("--trec-dl-archive", type=Path, help="trec-dl-19.tar.gz (README, Data and licences)")
+    parser.add_argument(
+        "--rows",
+        type=lambda text: [row for row in text.split(",") if row],
+        default=list(ROW_MODELS),
+        help=f"rows to train and evaluate in this sitting, comma-separated (default {','.join(ROW_MODELS)})",
+    )
+    parser.add_argument("--results", type=Path, help="copy the rows' evaluation reports into this folder")
     args = parser.parse_args()
+    unknown = sorted(set(args.rows) - set(ROW_MODELS))
+    if unknown or not args.rows:
+        parser.error(
+            f"--rows: unknown {', '.join(unknown) or 'nothing'}; choose from {', '.join(ROW_MODELS)}"
+        )
     stop_on_signals()
     if not (args.llm or args.replies):
         parser.error("give --llm, --replies or both")
@@ -125,7 +143,12 @@ def main() -> None:
         overrides={"run": {"dir": str(out)}, "corpus": {"path": str(args.medquad.resolve())}, "llm": llm},
     )
     try:
-        for result in run_pipeline(config, stop=args.to):
+        # the warm start and ours come from the pipeline's distill and train stages; the ablations
+        # need only its groups
+        stop = args.to or (
+            "train" if "ours" in args.rows else "distill" if "warm-start" in args.rows else "mine"
+        )
+        for result in run_pipeline(config, stop=stop):
             logging.info("%s %s %.0f s %s", result.stage, result.action, result.seconds, result.counts)
     finally:
         # also on Ctrl-C or a failed stage: the replies so far are what a later sitting resumes from
@@ -135,11 +158,28 @@ def main() -> None:
     if args.to:
         return
 
-    for folder, options in ABLATIONS:
-        if not (out / folder / "config.json").exists():
-            synthrank("train", "--run", out, "--output", out / folder, *options)
-    models = {"warm-start": out / "warm_start", "naive": out / "naive", "lce-only": out / "lce-only"}
-    evaluate_rows(out, {**models, "ours": out / "model"}, args.trec_dl_archive)
+    datasets = ("indomain", "trec") if args.trec_dl_archive else ("indomain",)
+    for row in args.rows:
+        if row in ABLATIONS and not (out / row / "config.json").exists():
+            synthrank("train", "--run", out, "--output", out / row, *ABLATIONS[row])
+        if not all((out / f"eval-{name}-{row}" / "report.json").exists() for name in datasets):
+            evaluate_rows(out, {row: out / ROW_MODELS[row]}, args.trec_dl_archive, suffix=f"-{row}")
+    print_table(out, args.results)
+
+
+def print_table(out: Path, results: Path | None) -> None:
+    """The table of every row evaluated so far: in this run folder, else among the reports kept from
+    earlier sittings in `results` (where this sitting's are copied)."""
+    reports = []
+    for row, name in itertools.product(ROW_MODELS, ("indomain", "trec")):
+        report = out / f"eval-{name}-{row}" / "report.json"
+        kept = results / f"eval-{name}-{row}.json" if results else None
+        if report.exists() and kept:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(report, kept)
+        reports += [path for path in (report, kept) if path and path.exists()][:1]
+    reports.sort(key=lambda path: "trec" in path.parent.name + path.name)  # in-domain tables first
+    print("\n\n".join(markdown(name, rows) for name, rows in collect(reports).items()))
 
 
 if __name__ == "__main__":
