@@ -1,5 +1,6 @@
 """The Python API (`synthrank.load_config`, `Pipeline`): README's example run as written,
-against the fake LLM server on a tiny corpus, stopping at mine; the example configs in examples/."""
+against the fake LLM server on a tiny corpus, stopping at mine; the example configs in examples/
+and the quality recipes in benches/quality/."""
 
 from __future__ import annotations
 
@@ -107,6 +108,13 @@ def test_example_configs_load(name: str) -> None:
     config = synthrank.load_config(ROOT / "examples" / f"{name}.toml")
     assert config.llm.base_urls and config.llm.model
     assert config.corpus.path == ROOT / "examples" / "corpus.jsonl"
+
+
+@pytest.mark.parametrize("name", ["medquad", "medquad-full"])
+def test_quality_recipes_load(name: str) -> None:
+    """The recipes in benches/quality are checked as any config is, before hours of LLM calls."""
+    config = synthrank.load_config(ROOT / "benches" / "quality" / f"{name}.toml")
+    assert config.corpus.format == "medquad" and config.corpus.heldout_group == "focus"
 
 
 def test_import_stays_light() -> None:
