@@ -202,3 +202,19 @@ def test_every_out_of_range_entry_names_a_real_key() -> None:
     keys = {(section, key) for section, key, _ in _keys()}
     assert set(OUT_OF_RANGE) <= keys, set(OUT_OF_RANGE) - keys
     assert {section for section, _ in OUT_OF_RANGE} == set(SECTIONS) - {"run"}
+
+
+NAN_KEYS = [(section, key) for (section, key), value in OUT_OF_RANGE.items() if isinstance(value, float)]
+
+
+@pytest.mark.parametrize(("section", "key"), NAN_KEYS, ids=lambda v: str(v))
+def test_nan_is_out_of_every_range(tmp_path: Path, section: str, key: str) -> None:
+    """TOML has `nan`; a range check must not let it through to a stage (a NaN learning rate
+    would train a model of NaNs)."""
+    config = tmp_path / "synthrank.toml"
+    config.write_text(f"[run]\ndir = {_toml((tmp_path / 'run').as_posix())}\n[{section}]\n{key} = nan\n")
+
+    result = CliRunner().invoke(main, ["run", str(config), "--skip-llm-check"])
+
+    assert result.exit_code == 2, result.output
+    assert f"{config}:4: [{section}] {key}: must be" in result.output

@@ -13,8 +13,9 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from synthrank.errors import ConfigError
 
@@ -24,6 +25,53 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 T = TypeVar("T")
+
+
+# Range checks for the options dataclasses: each raises ConfigError naming the first field out of
+# range; with `optional`, None passes and the message says "when set". Each is written as "not in
+# range", so NaN (which TOML allows: `learning_rate = nan`) is rejected too.
+def at_least(options: object, section: str, minimum: float, *names: str, optional: bool = False) -> None:
+    """Reject each named field below `minimum`: "must be >= minimum"."""
+    _reject(options, section, names, lambda v: not v >= minimum, f">= {minimum}", optional)
+
+
+def above(options: object, section: str, bound: float, *names: str, optional: bool = False) -> None:
+    """Reject each named field not above `bound`: "must be > bound"."""
+    _reject(options, section, names, lambda v: not v > bound, f"> {bound}", optional)
+
+
+def within(
+    options: object,
+    section: str,
+    low: float,
+    high: float,
+    *names: str,
+    ends: Literal["[]", "[)", "(]"] = "[]",
+    optional: bool = False,
+) -> None:
+    """Reject each named field outside `low`..`high`: "must be in [low, high]" (`ends` opens a side)."""
+
+    def outside(v: Any) -> bool:
+        return not ((low < v if ends[0] == "(" else low <= v) and (v < high if ends[1] == ")" else v <= high))
+
+    _reject(options, section, names, outside, f"in {ends[0]}{low}, {high}{ends[1]}", optional)
+
+
+def _reject(
+    options: object,
+    section: str,
+    names: tuple[str, ...],
+    fails: Callable[[Any], bool],
+    rule: str,
+    optional: bool,
+) -> None:
+    for name in names:
+        value = getattr(options, name)
+        if optional and value is None:
+            continue
+        if fails(value):
+            when = " when set" if optional else ""
+            raise ConfigError(f"must be {rule}{when}, got {value}", section=section, key=name)
 
 
 def locate(text: str, section: str, key: str | None = None) -> int | None:

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from synthrank.config import above, at_least, within
 from synthrank.errors import ConfigError
 
 BASE_URL_ENV = ("SYNTHRANK_LLM_BASE_URL", "OPENAI_BASE_URL")
@@ -73,25 +74,22 @@ class LLMConfig:
     tokenizer: str | None = None  # tokenizer.json / folder used to estimate tokens a server did not report
 
     def __post_init__(self) -> None:
-        for name in ("concurrency", "rest_after"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="llm", key=name)
-        for name in ("timeout", "backoff_base", "backoff_max", "rest_seconds", "retry_budget_s"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"must be > 0, got {getattr(self, name)}", section="llm", key=name)
-        for name in ("rpm", "tpm", "max_cost"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"must be > 0 when set, got {value}", section="llm", key=name)
-        for name in ("retries", "bad_reply_retries", "price_prompt", "price_completion", "interrupt_grace_s"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", section="llm", key=name)
+        at_least(self, "llm", 1, "concurrency", "rest_after")
+        above(self, "llm", 0, "timeout", "backoff_base", "backoff_max", "rest_seconds", "retry_budget_s")
+        above(self, "llm", 0, "rpm", "tpm", "max_cost", optional=True)
+        at_least(
+            self,
+            "llm",
+            0,
+            "retries",
+            "bad_reply_retries",
+            "price_prompt",
+            "price_completion",
+            "interrupt_grace_s",
+        )
         # checked here, not only in resolved(), so that a config file's error names its file and line
         _check_urls(self.base_urls, "base_urls")
-        if not 0.0 <= self.max_failure_rate <= 1.0:
-            raise ConfigError(
-                f"must be in [0, 1], got {self.max_failure_rate}", section="llm", key="max_failure_rate"
-            )
+        within(self, "llm", 0, 1, "max_failure_rate")
         if self.offline and self.refresh:
             raise ConfigError(
                 "offline and refresh exclude each other (refresh asks the server again)",

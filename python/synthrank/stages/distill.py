@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from synthrank.config import above, at_least
 from synthrank.errors import ConfigError, InputFormatError
 from synthrank.records import Passage, Query, RunLayout, read_jsonl
 from synthrank.stages.mine import MineConfig, in_dev
@@ -71,29 +72,26 @@ class DistillConfig:
     checkpoint_every: int = 200
 
     def __post_init__(self) -> None:
-        for name in ("list_size", "batch_size", "epochs", "max_length", "min_sentence_words"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="distill", key=name)
-        for name in (
+        at_least(self, "distill", 1, "list_size", "batch_size", "epochs", "max_length", "min_sentence_words")
+        at_least(
+            self,
+            "distill",
+            0,
             "pseudo_queries",
             "max_steps",
             "checkpoint_every",
             "seed",
             "learning_rate",
             "head_learning_rate",
-        ):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", section="distill", key=name)
-        if self.list_size < 2:
-            raise ConfigError(f"must be >= 2, got {self.list_size}", section="distill", key="list_size")
+        )
+        at_least(self, "distill", 2, "list_size")
         if not 0 <= self.random_candidates < self.list_size:
             raise ConfigError(
                 f"must be in [0, list_size), got {self.random_candidates}",
                 section="distill",
                 key="random_candidates",
             )
-        if self.temperature <= 0:
-            raise ConfigError(f"must be > 0, got {self.temperature}", section="distill", key="temperature")
+        above(self, "distill", 0, "temperature")
         if self.max_sentence_words < self.min_sentence_words:
             raise ConfigError(
                 f"must be >= min_sentence_words ({self.min_sentence_words})",

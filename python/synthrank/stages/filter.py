@@ -21,6 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from synthrank.config import at_least, within
 from synthrank.errors import ConfigError, EmptyOutputError, InputFormatError
 from synthrank.native.dedup import near_duplicates
 from synthrank.native.text import word_tokens
@@ -158,19 +159,8 @@ class FilterConfig:
                 section="filter",
                 key="min_words" if self.min_words < 1 else "max_words",
             )
-        for name in ("copy_ngram", "shingle_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="filter", key=name)
-        if not 0 < self.copy_overlap <= 1:
-            raise ConfigError(
-                f"must be in (0, 1], got {self.copy_overlap}", section="filter", key="copy_overlap"
-            )
-        if not 0 < self.near_duplicate_threshold <= 1:
-            raise ConfigError(
-                f"must be in (0, 1], got {self.near_duplicate_threshold}",
-                section="filter",
-                key="near_duplicate_threshold",
-            )
+        at_least(self, "filter", 1, "copy_ngram", "shingle_size")
+        within(self, "filter", 0, 1, "copy_overlap", "near_duplicate_threshold", ends="(]")
 
 
 def dominant_script(text: str) -> str | None:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthrank.errors import ConfigError, InputFormatError
+from synthrank.config import at_least, within
+from synthrank.errors import InputFormatError
 from synthrank.llm.cache import ResponseCache
 from synthrank.llm.client import LLMClient
 from synthrank.llm.config import LLMConfig
@@ -61,21 +62,10 @@ class GenerateConfig:
     one_call: bool = False
 
     def __post_init__(self) -> None:
-        if self.n_queries < 1:
-            raise ConfigError(f"must be >= 1, got {self.n_queries}", section="generate", key="n_queries")
-        if not 0.0 <= self.keyword_ratio <= 1.0:
-            raise ConfigError(
-                f"must be in [0, 1], got {self.keyword_ratio}", section="generate", key="keyword_ratio"
-            )
-        if self.few_shot < 0:
-            raise ConfigError(f"must be >= 0, got {self.few_shot}", section="generate", key="few_shot")
-        for name in ("max_tokens", "max_passage_chars"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="generate", key=name)
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"must be >= 1 when set, got {self.workers}", section="generate", key="workers")
-        if self.temperature < 0:
-            raise ConfigError(f"must be >= 0, got {self.temperature}", section="generate", key="temperature")
+        at_least(self, "generate", 1, "n_queries", "max_tokens", "max_passage_chars")
+        at_least(self, "generate", 1, "workers", optional=True)
+        at_least(self, "generate", 0, "few_shot", "temperature")
+        within(self, "generate", 0, 1, "keyword_ratio")
 
 
 def plan_styles(passage_id: str, n: int, keyword_ratio: float, seed: int) -> list[str]:

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from synthrank.config import at_least, within
 from synthrank.errors import ConfigError, InputFormatError, InvalidArgumentError, LLMError
 from synthrank.llm.cache import ResponseCache
 from synthrank.llm.client import LLMClient, Reply, ReplyFormatError
@@ -110,33 +111,11 @@ class JudgeConfig:
             raise ConfigError(
                 f"must be 'pointwise' or 'listwise', got {self.mode!r}", section="judge", key="mode"
             )
-        if self.list_size < 1:
-            raise ConfigError(f"must be >= 1, got {self.list_size}", section="judge", key="list_size")
-        if self.passage_max_tokens is not None and self.passage_max_tokens < 1:
-            raise ConfigError(
-                f"must be >= 1 when set, got {self.passage_max_tokens}",
-                section="judge",
-                key="passage_max_tokens",
-            )
-        if self.skip_margin is not None and self.skip_margin < 0:
-            raise ConfigError(
-                f"must be >= 0 when set, got {self.skip_margin}", section="judge", key="skip_margin"
-            )
-        if self.top_m < 0:
-            raise ConfigError(f"must be >= 0, got {self.top_m}", section="judge", key="top_m")
-        if self.few_shot < 0:
-            raise ConfigError(f"must be >= 0, got {self.few_shot}", section="judge", key="few_shot")
-        if not 0 <= self.top_logprobs <= 20:
-            raise ConfigError(
-                f"must be in [0, 20], got {self.top_logprobs}", section="judge", key="top_logprobs"
-            )
-        if self.temperature < 0:
-            raise ConfigError(f"must be >= 0, got {self.temperature}", section="judge", key="temperature")
-        for name in ("max_tokens", "max_passage_chars"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="judge", key=name)
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"must be >= 1 when set, got {self.workers}", section="judge", key="workers")
+        at_least(self, "judge", 1, "list_size", "max_tokens", "max_passage_chars")
+        at_least(self, "judge", 1, "passage_max_tokens", "workers", optional=True)
+        at_least(self, "judge", 0, "skip_margin", optional=True)
+        at_least(self, "judge", 0, "top_m", "few_shot", "temperature")
+        within(self, "judge", 0, 20, "top_logprobs")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from synthrank.config import at_least, within
 from synthrank.errors import ConfigError, EmptyOutputError, InputFormatError
 from synthrank.native import negatives
 from synthrank.records import (
@@ -92,33 +93,24 @@ class MineConfig:
                 section="mine",
                 key="negative_max_grade",
             )
-        for name in ("num_negatives", "max_positives"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="mine", key=name)
+        at_least(self, "mine", 1, "num_negatives", "max_positives")
         if self.min_negatives is not None and not 0 <= self.min_negatives <= self.num_negatives:
             raise ConfigError(
                 f"must be in [0, num_negatives ({self.num_negatives})], got {self.min_negatives}",
                 section="mine",
                 key="min_negatives",
             )
-        if not 0.0 <= self.dev_fraction < 1.0:
-            raise ConfigError(
-                f"must be in [0, 1), got {self.dev_fraction}", section="mine", key="dev_fraction"
-            )
+        within(self, "mine", 0, 1, "dev_fraction", ends="[)")
         if self.range_min < 0 or (self.range_max is not None and self.range_max <= self.range_min):
             raise ConfigError(
                 f"need 0 <= range_min < range_max, got {self.range_min} and {self.range_max}",
                 section="mine",
                 key="range_min" if self.range_min < 0 else "range_max",
             )
-        for name in ("absolute_margin", "relative_margin"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= value < 1.0:
-                raise ConfigError(f"must be in [0, 1) when set, got {value}", section="mine", key=name)
+        within(self, "mine", 0, 1, "absolute_margin", "relative_margin", ends="[)", optional=True)
         if self.adapt not in ("auto", "off"):
             raise ConfigError(f"must be 'auto' or 'off', got {self.adapt!r}", section="mine", key="adapt")
-        if self.seed < 0:
-            raise ConfigError(f"must be >= 0, got {self.seed}", section="mine", key="seed")
+        at_least(self, "mine", 0, "seed")
 
 
 def adapt_to_judge(cfg: MineConfig, grades: Counter[str]) -> tuple[MineConfig, dict[str, Any]]:

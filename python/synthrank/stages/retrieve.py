@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from synthrank.config import at_least
 from synthrank.errors import ConfigError, InputFormatError
 from synthrank.models import DEFAULT_EMBEDDER, resolve_model
 from synthrank.progress import progress_bar
@@ -54,13 +55,8 @@ class EmbedConfig:
     chunk_size: int = 16384  # texts per encode call: bounds memory, drives the progress bar
 
     def validate(self) -> None:
-        for name in ("batch_size", "chunk_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="embed", key=name)
-        if self.max_seq_length is not None and self.max_seq_length < 1:
-            raise ConfigError(
-                f"must be >= 1 when set, got {self.max_seq_length}", section="embed", key="max_seq_length"
-            )
+        at_least(self, "embed", 1, "batch_size", "chunk_size")
+        at_least(self, "embed", 1, "max_seq_length", optional=True)
 
 
 @dataclass(frozen=True)
@@ -79,13 +75,9 @@ class IndexConfig:
             raise ConfigError(f"must be cos, ip or l2sq, got {self.metric!r}", section="index", key="metric")
         if self.dtype not in ("f32", "f16", "i8"):
             raise ConfigError(f"must be f32, f16 or i8, got {self.dtype!r}", section="index", key="dtype")
-        if self.connectivity < 2:
-            raise ConfigError(f"must be >= 2, got {self.connectivity}", section="index", key="connectivity")
-        for name in ("expansion_add", "expansion_search"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="index", key=name)
-        if self.threads < 0:
-            raise ConfigError(f"must be >= 0, got {self.threads}", section="index", key="threads")
+        at_least(self, "index", 2, "connectivity")
+        at_least(self, "index", 1, "expansion_add", "expansion_search")
+        at_least(self, "index", 0, "threads")
 
 
 @dataclass(frozen=True)
@@ -100,11 +92,8 @@ class RetrieveConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        if self.k < 1:
-            raise ConfigError(f"must be >= 1, got {self.k}", section="retrieve", key="k")
-        for name in ("recall_sample", "exact_below", "threads", "seed"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", section="retrieve", key=name)
+        at_least(self, "retrieve", 1, "k")
+        at_least(self, "retrieve", 0, "recall_sample", "exact_below", "threads", "seed")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from synthrank.config import at_least
 from synthrank.errors import ConfigError, EmptyOutputError, InputFormatError
 from synthrank.native import sampling
 from synthrank.records import RunLayout, atomic_open
@@ -41,12 +42,8 @@ class SampleConfig:
     passage_ids: Path | None = None
 
     def validate(self) -> None:
-        if self.num_passages < 1:
-            raise ConfigError(f"must be >= 1, got {self.num_passages}", section="sample", key="num_passages")
-        for name in ("min_tokens", "max_tokens", "seed"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ConfigError(f"must be >= 0, got {value}", section="sample", key=name)
+        at_least(self, "sample", 1, "num_passages")
+        at_least(self, "sample", 0, "min_tokens", "max_tokens", "seed", optional=True)
         if self.strategy not in ("uniform", "stratified", "hash"):
             raise ConfigError(
                 f"must be 'uniform', 'stratified' or 'hash', got {self.strategy!r}",

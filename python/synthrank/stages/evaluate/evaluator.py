@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from synthrank.config import at_least
 from synthrank.devices import PRECISIONS, Precision, pick_device
 from synthrank.errors import ConfigError, EmptyOutputError, InvalidArgumentError
 from synthrank.models import DEFAULT_EMBEDDER, resolve_model
@@ -152,12 +153,10 @@ class EvalConfig:
     fuse_min_dev_queries: int = 30  # "auto" with fewer dev queries uses the even mix 0.5 instead
 
     def __post_init__(self) -> None:
-        for name in ("top_k", "max_length", "max_query_tokens"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="evaluate", key=name)
-        for name in ("indomain_max_queries", "fuse_min_dev_queries", "seed"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", section="evaluate", key=name)
+        at_least(self, "evaluate", 1, "top_k", "max_length", "max_query_tokens", "synthetic_judge_top_m")
+        at_least(
+            self, "evaluate", 0, "indomain_max_queries", "fuse_min_dev_queries", "seed", "synthetic_queries"
+        )
         if isinstance(self.fuse_weights, str):
             if self.fuse_weights != "auto":
                 raise ConfigError(
@@ -171,16 +170,6 @@ class EvalConfig:
                     raise ConfigError(
                         f"each weight must be in [0, 1], got {w}", section="evaluate", key="fuse_weights"
                     )
-        if self.synthetic_queries < 0:
-            raise ConfigError(
-                f"must be >= 0, got {self.synthetic_queries}", section="evaluate", key="synthetic_queries"
-            )
-        if self.synthetic_judge_top_m < 1:
-            raise ConfigError(
-                f"must be >= 1, got {self.synthetic_judge_top_m}",
-                section="evaluate",
-                key="synthetic_judge_top_m",
-            )
         if self.fuse_weights and not self.bi_encoder:
             raise ConfigError(
                 "needs the bi-encoder row (bi_encoder is empty)", section="evaluate", key="fuse_weights"

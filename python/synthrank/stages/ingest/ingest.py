@@ -21,6 +21,7 @@ from typing import IO, Literal
 
 import numpy as np
 
+from synthrank.config import at_least, within
 from synthrank.errors import ConfigError, InputFormatError
 from synthrank.models import DEFAULT_RERANKER_START, resolve_model
 from synthrank.native import chunking
@@ -87,35 +88,16 @@ class IngestConfig:
                 section="corpus",
                 key="max_length",
             )
-        if not 0 <= self.overlap < self.passage_tokens:
-            raise ConfigError(
-                f"must be in [0, {self.passage_tokens}), got {self.overlap}", section="corpus", key="overlap"
-            )
-        if not 0.0 <= self.heldout_fraction < 1.0:
-            raise ConfigError(
-                f"must be in [0, 1), got {self.heldout_fraction}", section="corpus", key="heldout_fraction"
-            )
+        within(self, "corpus", 0, self.passage_tokens, "overlap", ends="[)")
+        within(self, "corpus", 0, 1, "heldout_fraction", ends="[)")
         if self.on_error not in ("raise", "skip"):
             raise ConfigError(
                 f"must be 'raise' or 'skip', got {self.on_error!r}", section="corpus", key="on_error"
             )
-        if self.batch_size < 1:
-            raise ConfigError(f"must be >= 1, got {self.batch_size}", section="corpus", key="batch_size")
-        for name in ("query_budget", "special_tokens", "seed"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", section="corpus", key=name)
-        if not 0.0 < self.near_dup_threshold <= 1.0:
-            raise ConfigError(
-                f"must be in (0, 1], got {self.near_dup_threshold}",
-                section="corpus",
-                key="near_dup_threshold",
-            )
-        if not 1 <= self.num_perm <= MAX_PERMUTATIONS:
-            raise ConfigError(
-                f"must be in [1, {MAX_PERMUTATIONS}], got {self.num_perm}", section="corpus", key="num_perm"
-            )
-        if self.shingle_size < 1:
-            raise ConfigError(f"must be >= 1, got {self.shingle_size}", section="corpus", key="shingle_size")
+        at_least(self, "corpus", 1, "batch_size", "shingle_size")
+        at_least(self, "corpus", 0, "query_budget", "special_tokens", "seed")
+        within(self, "corpus", 0, 1, "near_dup_threshold", ends="(]")
+        within(self, "corpus", 1, MAX_PERMUTATIONS, "num_perm")
 
 
 def detect_format(path: Path) -> str:

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from synthrank.config import within
 from synthrank.errors import ConfigError, InvalidArgumentError
 from synthrank.records import Passage, Query, RunLayout, TrainGroup, read_jsonl
 from synthrank.scoring import cap_queries
@@ -40,12 +41,7 @@ class GroupOptions:
                 section="train",
                 key="group_size",
             )
-        if not 0.0 <= self.random_negative_share <= 1.0:
-            raise ConfigError(
-                f"must be in [0, 1], got {self.random_negative_share}",
-                section="train",
-                key="random_negative_share",
-            )
+        within(self, "train", 0, 1, "random_negative_share")
 
 
 @dataclass

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from synthrank.config import above, at_least, within
 from synthrank.devices import Precision, autocast_dtype, pick_device
 from synthrank.errors import ConfigError, InvalidArgumentError
 from synthrank.models import DEFAULT_RERANKER_START
@@ -105,38 +106,34 @@ class TrainConfig:
     distill_temperature: float = 0.05
 
     def __post_init__(self) -> None:
-        for name in (
+        at_least(
+            self,
+            "train",
+            1,
             "group_size",
             "batch_size",
             "grad_accumulation",
             "epochs",
             "max_length",
             "max_query_tokens",
-        ):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="train", key=name)
+        )
         if self.loss not in LOSSES:
             raise ConfigError(
                 f"must be one of {sorted(LOSSES)}, got {self.loss!r}", section="train", key="loss"
             )
-        if self.distill_weight < 0:
-            raise ConfigError(
-                f"must be >= 0, got {self.distill_weight}", section="train", key="distill_weight"
-            )
-        if self.distill_temperature <= 0:
-            raise ConfigError(
-                f"must be > 0, got {self.distill_temperature}", section="train", key="distill_temperature"
-            )
+        at_least(self, "train", 0, "distill_weight")
+        above(self, "train", 0, "distill_temperature")
         if self.max_query_tokens >= self.max_length:
             raise ConfigError(
                 f"must be smaller than max_length ({self.max_length}), got {self.max_query_tokens}",
                 section="train",
                 key="max_query_tokens",
             )
-        for name in ("dev_top_k", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", section="train", key=name)
-        for name in (
+        at_least(self, "train", 1, "dev_top_k", "keep_checkpoints")
+        at_least(
+            self,
+            "train",
+            0,
             "seed",  # numpy's generators take no negative seed
             "max_steps",
             "learning_rate",
@@ -150,13 +147,8 @@ class TrainConfig:
             "early_stopping_patience",
             "dev_max_queries",
             "dev_min_queries",
-        ):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", section="train", key=name)
-        if not 0.0 <= self.warmup_ratio <= 1.0:
-            raise ConfigError(
-                f"must be in [0, 1], got {self.warmup_ratio}", section="train", key="warmup_ratio"
-            )
+        )
+        within(self, "train", 0, 1, "warmup_ratio")
         self.group_options()  # its checks (group_size >= 2, random_negative_share) at load, not at train
 
     def group_options(self) -> GroupOptions:
