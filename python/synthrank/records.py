@@ -33,7 +33,6 @@ leave at most one partial last line, which `repair_tail` cuts off before a resum
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -115,17 +114,19 @@ class TrainGroup:
 R = TypeVar("R", Passage, Query, Judgment, TrainGroup)
 
 
-@functools.cache
-def _field_names(cls: type) -> tuple[tuple[str, ...], frozenset[str]]:
-    """(all field names, required ones) of a record class; cached: read per line of large files."""
-    names = tuple(f.name for f in fields(cls))
-    required = frozenset(f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING)
-    return names, required
+# (all field names, required ones) per record class: read per line of large files, so made once.
+_FIELD_NAMES: dict[type, tuple[tuple[str, ...], frozenset[str]]] = {
+    cls: (
+        tuple(f.name for f in fields(cls)),
+        frozenset(f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING),
+    )
+    for cls in (Passage, Query, Judgment, TrainGroup)
+}
 
 
 def to_json(record: Passage | Query | Judgment | TrainGroup) -> str:
     # Field values are JSON types already (str, int, float, list, dict): no deep copy like asdict's.
-    data = {name: getattr(record, name) for name in _field_names(type(record))[0]}
+    data = {name: getattr(record, name) for name in _FIELD_NAMES[type(record)][0]}
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -133,7 +134,7 @@ def from_dict(cls: type[R], data: Any, path: Path | str, line: int) -> R:
     """Build a record from a parsed JSON line, naming file and line when a field is wrong."""
     if not isinstance(data, dict):
         raise InputFormatError(path, line, f"expected a JSON object, got {type(data).__name__}")
-    names, required = _field_names(cls)
+    names, required = _FIELD_NAMES[cls]
     missing = sorted(required - data.keys())
     if missing:
         raise InputFormatError(path, line, f"missing field(s) {', '.join(missing)}")

@@ -104,8 +104,10 @@ def _passages_on_disk(config: PipelineConfig) -> tuple[int, str] | None:
     from synthrank.stages.ingest.readers import text_files
 
     path, corpus = config.corpus.path, config.corpus
+    if path is None:
+        return None
     try:
-        fmt = resolve_format(path, corpus) if path is not None else None
+        fmt = resolve_format(path, corpus)
         if fmt in ("jsonl", "csv", "tsv"):
             files = [path]
         elif fmt == "text":

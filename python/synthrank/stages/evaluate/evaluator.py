@@ -289,9 +289,9 @@ def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
         bi_encoder = SentenceTransformer(resolve_model(cfg.bi_encoder), device=str(device))
     auto = cfg.fuse_weights == "auto"
     fusion = pick_fuse_weights(layout, models, bi_encoder, device, cfg) if auto and models else None
-    weights = {
-        label: [fusion["picked"][label]] if fusion else list(cfg.fuse_weights) if not auto else []
-        for label, _ in models
+    fixed = [] if isinstance(cfg.fuse_weights, str) else cfg.fuse_weights  # "auto" fixes none
+    weights: dict[str, list[float]] = {
+        label: [fusion["picked"][label]] if fusion else list(fixed) for label, _ in models
     }
     picked_on_dev = fusion is not None and fusion["mode"] == "auto"
     for ds in datasets:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -321,15 +321,16 @@ class Trainer:
         micro = step_in_epoch * cfg.grad_accumulation + accum_index
         start = (micro * self.world + self.rank) * cfg.batch_size
         queries, passages, targets = [], [], []
-        scored = hasattr(self.data, "targets")
+        # a source with a teacher's scores has `targets(index, epoch)` (see GroupSource)
+        targets_of: Callable[[int, int], np.ndarray] | None = getattr(self.data, "targets", None)
         for index in order[start : start + cfg.batch_size]:
             query, texts = self.data.group(int(index), self.state.epoch)
             queries += [query] * len(texts)
             passages += texts
-            if scored:
-                targets.append(self.data.targets(int(index), self.state.epoch))
+            if targets_of is not None:
+                targets.append(targets_of(int(index), self.state.epoch))
         enc = encode_pairs(self.tokenizer, queries, passages, cfg.max_length, cfg.max_query_tokens)
-        target = torch.as_tensor(np.stack(targets), device=self.device) if scored else None
+        target = torch.as_tensor(np.stack(targets), device=self.device) if targets_of is not None else None
         return {k: v.to(self.device) for k, v in enc.items()}, target
 
     def _load_dev(self) -> Any:
@@ -571,7 +572,9 @@ class Trainer:
 
 def _numpy_rng_state() -> tuple[Any, ...]:
     """NumPy's global RNG state as plain Python values, so checkpoints load with `weights_only=True`."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    # the global RandomState is MT19937, whose legacy state is this tuple (numpy's stub allows a dict)
+    state = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state(legacy=True))
+    kind, keys, pos, has_gauss, gauss = state
     return (kind, keys.tolist(), int(pos), int(has_gauss), float(gauss))
 
 
