@@ -23,11 +23,11 @@ def log_to(folder: Path) -> None:
 
 def evaluate_rows(
     run: Path, models: dict[str, Path], trec_dl_archive: Path | None, *, suffix: str = ""
-) -> list[Path]:
+) -> None:
     """Every model reranks the same lists: 300 held-out real questions (BM25 top-30) and, given the
     archive, TREC DL 2019 (BM25 top-100); fused rows at the weight the synthetic dev set picks
-    (the even mix on too few dev queries), never at one picked on test questions. Returns the
-    reports, in `RUN/eval-indomain{suffix}` and `RUN/eval-trec{suffix}`."""
+    (the even mix on too few dev queries), never at one picked on test questions. The reports go
+    to `RUN/eval-indomain{suffix}` and `RUN/eval-trec{suffix}`."""
     common = [*(f"--model={name}={path}" for name, path in models.items()), "--fuse", "auto"]
     common += ["--max-length", "256"]
     synthrank(
@@ -39,7 +39,3 @@ def evaluate_rows(
             "evaluate", "--run", run, *common, "--dataset", "trec-dl-19",
             "--trec-dl-archive", trec_dl_archive, "--output", run / f"eval-trec{suffix}",
         )  # fmt: skip
-    return [
-        run / f"eval-{name}{suffix}" / "report.json"
-        for name in ("indomain", "trec")[: 1 + bool(trec_dl_archive)]
-    ]

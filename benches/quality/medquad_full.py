@@ -50,6 +50,7 @@ ABLATIONS = {
 }
 # the table's rows, in its order, and where each model is written
 ROW_MODELS = {"naive": "naive", "warm-start": "warm_start", "lce-only": "lce-only", "ours": "model"}
+DATASETS = ("indomain", "trec")  # the report folders' names: eval-DATASET-ROW
 
 
 def seed_replies(replies: Path, out: Path) -> None:
@@ -158,7 +159,7 @@ def main() -> None:
     if args.to:
         return
 
-    datasets = ("indomain", "trec") if args.trec_dl_archive else ("indomain",)
+    datasets = DATASETS[: 1 + bool(args.trec_dl_archive)]
     for row in args.rows:
         if row in ABLATIONS and not (out / row / "config.json").exists():
             synthrank("train", "--run", out, "--output", out / row, *ABLATIONS[row])
@@ -171,7 +172,7 @@ def print_table(out: Path, results: Path | None) -> None:
     """The table of every row evaluated so far: in this run folder, else among the reports kept from
     earlier sittings in `results` (where this sitting's are copied)."""
     reports = []
-    for row, name in itertools.product(ROW_MODELS, ("indomain", "trec")):
+    for row, name in itertools.product(ROW_MODELS, DATASETS):
         report = out / f"eval-{name}-{row}" / "report.json"
         kept = results / f"eval-{name}-{row}.json" if results else None
         if report.exists() and kept:
