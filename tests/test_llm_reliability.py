@@ -233,6 +233,24 @@ def test_failures_within_max_failure_rate_complete_the_stage(fake_server: FakeSe
     assert retried["complete"] and retried["generated_passages"] == 1 and retried["already_done"] == 19
 
 
+def test_an_item_that_always_fails_does_not_fail_the_resumed_stage(
+    fake_server: FakeServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the share of failures is over the stage's items, not over the one item a re-run tries
+    layout = make_run(tmp_path / "run", many_passages(20))
+    cfg = llm(fake_server, concurrency=1, max_failure_rate=0.1)
+    fake_server.control(faults=["empty"] * 3)
+    assert run_generate(layout, ONE_AT_A_TIME, cfg, print_summary=False)["complete"]
+    fake_server.control(faults=["empty"] * 3)
+    again = run_generate(layout, ONE_AT_A_TIME, cfg, print_summary=False)
+    assert again["complete"] and again["stop_reason"] is None
+    assert again["already_done"] == 19 and again["failed_passages"] == 1
+    assert "1 of 20 item(s) failed" in caplog.text
+    fake_server.control(faults=["empty"] * 3)
+    strict = run_generate(layout, ONE_AT_A_TIME, llm(fake_server, max_failure_rate=0.01), print_summary=False)
+    assert not strict["complete"] and "1 of 20 item(s) failed" in strict["stop_reason"]  # 5 % > 1 %
+
+
 # 4. 429 storms
 
 

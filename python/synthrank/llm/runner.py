@@ -36,14 +36,16 @@ async def drain(
     description: str = "LLM",
     max_consecutive_failures: int = 50,
     max_failure_rate: float = 0.0,
+    settled: int = 0,
 ) -> Outcome:
     """Run `work` over `items` with `workers` tasks.
 
     A failed item (retries exhausted, or replies that stayed unusable) is counted and skipped, so a
     re-run tries it again; the drain is incomplete when failures pass `max_failure_rate` of the
-    items tried. The spending cap stops new items while calls in flight finish; so does a long run
-    of failures in a row (the endpoint is down), so a dead server fails the stage instead of
-    grinding on for hours.
+    stage's items: those tried plus the `settled` ones earlier runs finished, so that one item that
+    always fails does not fail every resumed run. The spending cap stops new items while calls in
+    flight finish; so does a long run of failures in a row (the endpoint is down), so a dead server
+    fails the stage instead of grinding on for hours.
     """
     outcome = Outcome()
     iterator = iter(items)
@@ -85,10 +87,10 @@ async def drain(
 
     with progress_bar(description, total=total) as bar:
         await asyncio.gather(*(worker(bar) for _ in range(workers)))
-    tried = outcome.done + outcome.failed
+    items_total = settled + outcome.done + outcome.failed
     if outcome.failed and outcome.complete:
-        share = outcome.failed / tried
-        message = f"{outcome.failed} of {tried} item(s) failed after retries"
+        share = outcome.failed / items_total
+        message = f"{outcome.failed} of {items_total} item(s) failed after retries"
         if share > max_failure_rate:
             outcome.complete = False
             outcome.stop_reason = (

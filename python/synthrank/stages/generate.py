@@ -308,6 +308,7 @@ async def _generate(
                 total=len(pending),
                 description="generate",
                 max_failure_rate=client.cfg.max_failure_rate,
+                settled=counts["already_done"],
             )
             ledger = client.ledger
     if print_summary:

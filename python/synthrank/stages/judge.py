@@ -374,8 +374,10 @@ async def judge_pairs(
     cfg: JudgeConfig | None = None,
     *,
     on_judgment: Callable[[Judgment], None] | None = None,
+    settled: int = 0,
 ) -> JudgeResult:
-    """Judge `pairs` through `client` (cached, limited, retried); usable by other stages."""
+    """Judge `pairs` through `client` (cached, limited, retried); usable by other stages. `settled`:
+    pairs of the same stage judged by earlier runs (they count in the share of failures)."""
     cfg = cfg or JudgeConfig()
     judgments: list[Judgment | None] = [None] * len(pairs)
 
@@ -410,6 +412,7 @@ async def judge_pairs(
             total=len(lists),
             description="judge",
             max_failure_rate=client.cfg.max_failure_rate,
+            settled=settled // max(1, cfg.list_size),
         )
         return JudgeResult(judgments, outcome, failed_pairs)
 
@@ -422,6 +425,7 @@ async def judge_pairs(
         total=len(pairs),
         description="judge",
         max_failure_rate=client.cfg.max_failure_rate,
+        settled=settled,
     )
     return JudgeResult(judgments, outcome, outcome.failed)
 
@@ -435,6 +439,7 @@ async def judge_source_first(
     min_grade: int,
     *,
     on_judgment: Callable[[Judgment], None] | None = None,
+    settled: int = 0,
 ) -> tuple[JudgeResult, set[str]]:
     """Judge the source pairs among `pairs` (`sources`: query_id -> its source passage_id) first,
     then the other pairs of each query whose source grade is not below `min_grade`.
@@ -446,7 +451,7 @@ async def judge_source_first(
     `pairs` (None for a pair left unjudged) and the ids of the gated queries.
     """
     first = [i for i, p in enumerate(pairs) if sources.get(p.query_id) == p.passage.passage_id]
-    head = await judge_pairs(client, [pairs[i] for i in first], cfg, on_judgment=on_judgment)
+    head = await judge_pairs(client, [pairs[i] for i in first], cfg, on_judgment=on_judgment, settled=settled)
     judgments: list[Judgment | None] = [None] * len(pairs)
     grades = dict(known)
     for index, judgment in zip(first, head.judgments, strict=True):
@@ -458,7 +463,13 @@ async def judge_source_first(
         return JudgeResult(judgments, head.outcome, head.failed_pairs), gated
     is_first = set(first)
     rest = [i for i, p in enumerate(pairs) if i not in is_first and p.query_id not in gated]
-    tail = await judge_pairs(client, [pairs[i] for i in rest], cfg, on_judgment=on_judgment)
+    tail = await judge_pairs(
+        client,
+        [pairs[i] for i in rest],
+        cfg,
+        on_judgment=on_judgment,
+        settled=settled + sum(j is not None for j in head.judgments),
+    )
     for index, judgment in zip(rest, tail.judgments, strict=True):
         judgments[index] = judgment
     outcome = tail.outcome
@@ -620,6 +631,7 @@ async def _judge(
         else {}
     )
     pending = [p for p in pairs if (p.query_id, p.passage.passage_id) not in done]
+    already = len(pairs) - len(pending)
     budget: dict[str, int] = {}
     if cfg.passage_max_tokens is not None and pending:
         unique = {p.passage.passage_id: p.passage for p in pending}
@@ -651,10 +663,10 @@ async def _judge(
         async with LLMClient(llm_cfg, cache=cache, stage="judge", ledger_path=layout.llm_ledger) as client:
             if cfg.source_first:
                 result, gated = await judge_source_first(
-                    client, pending, cfg, sources, known, min_grade, on_judgment=on_judgment
+                    client, pending, cfg, sources, known, min_grade, on_judgment=on_judgment, settled=already
                 )
             else:
-                result = await judge_pairs(client, pending, cfg, on_judgment=on_judgment)
+                result = await judge_pairs(client, pending, cfg, on_judgment=on_judgment, settled=already)
             ledger = client.ledger
     if print_summary:
         ledger.print_table()
@@ -672,7 +684,7 @@ async def _judge(
     )
     return {
         "pairs": len(pairs),
-        "already_judged": len(pairs) - len(pending),
+        "already_judged": already,
         "judged": sum(j is not None for j in result.judgments),
         "failed": result.failed_pairs,
         "queries_without_candidates": without,
