@@ -412,7 +412,7 @@ async def judge_pairs(
             total=len(lists),
             description="judge",
             max_failure_rate=client.cfg.max_failure_rate,
-            settled=settled // max(1, cfg.list_size),
+            settled=settled // cfg.list_size,  # the items here are lists: at most list_size pairs each
         )
         return JudgeResult(judgments, outcome, failed_pairs)
 
