@@ -24,7 +24,6 @@ the export on another machine). OUT is the run folder. Steps, each resumed or sk
 from __future__ import annotations
 
 import argparse
-import gzip
 import itertools
 import logging
 import shutil
@@ -37,6 +36,7 @@ from common import evaluate_rows, log_to, synthrank
 from table import collect, markdown
 
 from synthrank.errors import SynthrankError, exit_code
+from synthrank.llm.cache import ResponseCache
 from synthrank.run.pipeline import run_pipeline
 from synthrank.run.settings import load_config
 
@@ -51,50 +51,6 @@ ABLATIONS = {
 # the table's rows, in its order, and where each model is written
 ROW_MODELS = {"naive": "naive", "warm-start": "warm_start", "lce-only": "lce-only", "ours": "model"}
 DATASETS = ("indomain", "trec")  # the report folders' names: eval-DATASET-ROW
-
-
-def seed_replies(replies: Path, out: Path) -> None:
-    """Add a recorded cache's replies to the run folder's cache (a new cache is the recording itself);
-    replies the run already holds are kept."""
-    import sqlite3
-
-    cache = out / "llm_cache.sqlite"
-    tmp = cache.with_name(cache.name + ".seed")
-    with gzip.open(replies, "rb") as src, open(tmp, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    if not cache.exists():
-        tmp.replace(cache)
-        return
-    db = sqlite3.connect(cache)
-    try:
-        db.execute("ATTACH ? AS seed", (str(tmp),))
-        with db:
-            columns = "key, kind, response, created"
-            added = db.execute(
-                f"INSERT OR IGNORE INTO responses ({columns}) SELECT {columns} FROM seed.responses"
-            ).rowcount
-    finally:
-        db.close()
-    tmp.unlink()
-    logging.info("%s: %d recorded replies added to %s", replies, added, cache)
-
-
-def export_replies(out: Path, target: Path) -> None:
-    """The run's LLM cache, checkpointed into one file and gzipped, for `--replies`."""
-    import sqlite3
-
-    snapshot = target.with_suffix(".tmp")
-    snapshot.unlink(missing_ok=True)  # VACUUM INTO will not overwrite a killed export's leftover
-    db = sqlite3.connect(out / "llm_cache.sqlite")
-    try:
-        db.execute("VACUUM INTO ?", (str(snapshot),))
-    finally:
-        db.close()
-    partial = target.with_name(target.name + ".part")
-    with open(snapshot, "rb") as src, gzip.open(partial, "wb", compresslevel=9) as dst:
-        shutil.copyfileobj(src, dst)
-    partial.replace(target)  # an interrupted export leaves the previous file whole
-    snapshot.unlink()
 
 
 def stop_on_signals() -> None:
@@ -138,7 +94,9 @@ def main() -> None:
     log_to(out)
     llm = {"base_urls": [args.llm]} if args.llm else {"offline": True}
     if args.replies:
-        seed_replies(args.replies, out)
+        with ResponseCache(out / "llm_cache.sqlite") as cache:
+            added = cache.merge(args.replies)
+        logging.info("%s: %d recorded replies added to the run's cache", args.replies, added)
     config = load_config(
         RECIPE,
         overrides={"run": {"dir": str(out)}, "corpus": {"path": str(args.medquad.resolve())}, "llm": llm},
@@ -154,7 +112,8 @@ def main() -> None:
     finally:
         # also on Ctrl-C or a failed stage: the replies so far are what a later sitting resumes from
         if args.export_replies and (out / "llm_cache.sqlite").exists():
-            export_replies(out, args.export_replies)
+            with ResponseCache(out / "llm_cache.sqlite") as cache:
+                cache.export(args.export_replies)
             logging.info("LLM replies exported to %s", args.export_replies)
     if args.to:
         return

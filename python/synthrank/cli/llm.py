@@ -1,4 +1,4 @@
-"""Click commands of the LLM stage: generate, filter-queries, judge, serve-llm."""
+"""Click commands of the LLM stage: generate, filter-queries, judge, serve-llm, cache."""
 
 from __future__ import annotations
 
@@ -293,4 +293,63 @@ def serve_llm(**kw: Any) -> None:
         del server
 
 
-COMMANDS: list[click.Command] = [generate, filter_queries, judge, serve_llm]
+CACHE_OPTION = click.option(
+    "--cache",
+    "cache_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The cache file, when `[llm] cache` puts it outside RUN.",
+)
+
+
+@click.group("cache")
+def cache() -> None:
+    """Move LLM replies between runs and machines: a reply any cache holds is not paid for again.
+
+    \b
+    Split the LLM work over machines, or carry it to a new run:
+      synthrank cache export --run runs/med replies.sqlite.gz      # on the machine that ran it
+      synthrank cache merge --run runs/med2 replies.sqlite.gz      # where the run continues
+    """
+
+
+@cache.command("export")
+@RUN_OPTION
+@CACHE_OPTION
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+def cache_export(run_dir: Path, cache_path: Path | None, target: Path) -> None:
+    """Write RUN's LLM cache to TARGET, one file (gzipped when TARGET ends in .gz), safe while RUN runs."""
+    from synthrank.llm.cache import ResponseCache
+
+    source = cache_path or RunLayout(run_dir).llm_cache
+    if not source.is_file():
+        raise BadInputError(f"{source}: no LLM cache here (has RUN called the LLM yet?)")
+    try:
+        with ResponseCache(source) as replies:
+            replies.export(target)
+            count = len(replies)
+    except SynthrankError as exc:
+        raise BadInputError(str(exc)) from None
+    except OSError as exc:
+        raise BadInputError(f"{target}: {exc.strerror or exc}") from None
+    click.echo(f"{count} replies written to {target}")
+
+
+@cache.command("merge")
+@RUN_OPTION
+@CACHE_OPTION
+@click.argument(
+    "sources", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def cache_merge(run_dir: Path, cache_path: Path | None, sources: tuple[Path, ...]) -> None:
+    """Add the replies in SOURCES (exports, or other runs' llm_cache.sqlite) that RUN's cache lacks."""
+    from synthrank.llm.cache import ResponseCache
+
+    try:
+        with ResponseCache(cache_path or RunLayout(run_dir).llm_cache) as replies:
+            for source in sources:
+                click.echo(f"{source}: {replies.merge(source)} replies added")
+    except SynthrankError as exc:
+        raise BadInputError(str(exc)) from None
+
+
+COMMANDS: list[click.Command] = [generate, filter_queries, judge, serve_llm, cache]

@@ -8,8 +8,10 @@ copy it to another machine or point several runs at one file.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -56,6 +58,57 @@ class ResponseCache:
             "INSERT OR REPLACE INTO responses (key, kind, response, created) VALUES (?, ?, ?, ?)",
             (key, kind, json.dumps(response, ensure_ascii=False, separators=(",", ":")), time.time()),
         )
+
+    def merge(self, source: Path | str) -> int:
+        """Add the replies of another cache file (`.sqlite`, or gzipped as `export` writes it) that this
+        one lacks; replies already here are kept. Returns how many were added."""
+        source = Path(source)
+        if not source.is_file():
+            raise LLMError(f"{source}: no such LLM cache file")
+        plain = source
+        if source.suffix == ".gz":
+            plain = self.path.with_name(self.path.name + ".merge")
+            try:
+                with gzip.open(source, "rb") as src, open(plain, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            except (OSError, EOFError) as exc:
+                plain.unlink(missing_ok=True)
+                raise LLMError(f"{source}: not a gzipped LLM cache: {exc}") from exc
+        columns = "key, kind, response, created"
+        try:
+            self._db.execute("ATTACH ? AS source", (str(plain),))
+            try:
+                added = self._db.execute(
+                    f"INSERT OR IGNORE INTO responses ({columns}) SELECT {columns} FROM source.responses"
+                ).rowcount
+            finally:
+                self._db.execute("DETACH source")
+        except sqlite3.DatabaseError as exc:
+            raise LLMError(f"{source}: not an LLM cache: {exc}") from exc
+        finally:
+            if plain != source:
+                plain.unlink()
+        return int(added)
+
+    def export(self, target: Path | str) -> None:
+        """A consistent copy of the whole cache in one file, gzipped when `target` ends in `.gz`, for
+        `merge` on another machine. Written beside `target` and renamed: an interrupted export leaves
+        the previous file whole."""
+        target = Path(target)
+        snapshot = target.with_name(target.name + ".snapshot")
+        snapshot.unlink(missing_ok=True)  # VACUUM INTO will not overwrite a killed export's leftover
+        try:
+            self._db.execute("VACUUM INTO ?", (str(snapshot),))
+        except sqlite3.DatabaseError as exc:
+            raise LLMError(f"{target}: cannot write the LLM cache there: {exc}") from exc
+        if target.suffix != ".gz":
+            snapshot.replace(target)
+            return
+        partial = target.with_name(target.name + ".part")
+        with open(snapshot, "rb") as src, gzip.open(partial, "wb", compresslevel=9) as dst:
+            shutil.copyfileobj(src, dst)
+        partial.replace(target)
+        snapshot.unlink()
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
