@@ -34,7 +34,8 @@ COMMAND_CONFIGS = {
     "train": ["synthrank.stages.train.trainer:TrainConfig"],
     "evaluate": ["synthrank.stages.evaluate.evaluator:EvalConfig"],
 }
-NO_CONFIG = {"init", "plan", "run", "status", "demo", "bench", "cache"}  # options of their own, no stage config
+# options of their own, no stage config
+NO_CONFIG = {"init", "plan", "run", "status", "demo", "bench", "cache"}
 
 
 def _field_names(paths: list[str]) -> set[str]:
