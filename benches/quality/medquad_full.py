@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import logging
-import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from common import evaluate_rows, log_to, synthrank
 from table import collect, markdown
@@ -127,6 +128,26 @@ def main() -> None:
     print_table(out, args.results)
 
 
+def keep_report(report: Path, kept: Path, out: Path) -> None:
+    """Copy a report for the repository without this machine's paths: the run folder is `OUT`, as in
+    the README's commands, and the TREC archive is named by its file name."""
+
+    def portable(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(str(out), "OUT")
+        if isinstance(value, list):
+            return [portable(item) for item in value]
+        if isinstance(value, dict):
+            return {key: portable(item) for key, item in value.items()}
+        return value
+
+    data = portable(json.loads(report.read_text(encoding="utf-8")))
+    if data["config"].get("trec_dl_archive"):
+        data["config"]["trec_dl_archive"] = Path(data["config"]["trec_dl_archive"]).name
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def print_table(out: Path, results: Path | None) -> None:
     """The table of every row evaluated so far: in this run folder, else among the reports kept from
     earlier sittings in `results` (where this sitting's are copied)."""
@@ -135,8 +156,7 @@ def print_table(out: Path, results: Path | None) -> None:
         report = out / f"eval-{name}-{row}" / "report.json"
         kept = results / f"eval-{name}-{row}.json" if results else None
         if report.exists() and kept:
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(report, kept)
+            keep_report(report, kept, out)
         reports += [path for path in (report, kept) if path and path.exists()][:1]
     reports.sort(key=lambda path: "trec" in path.parent.name + path.name)  # in-domain tables first
     print("\n\n".join(markdown(name, rows) for name, rows in collect(reports).items()))
