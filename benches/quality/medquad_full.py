@@ -38,6 +38,7 @@ from table import collect, markdown
 
 from synthrank.errors import SynthrankError, exit_code
 from synthrank.llm.cache import ResponseCache
+from synthrank.records import RunLayout
 from synthrank.run.pipeline import run_pipeline
 from synthrank.run.settings import load_config
 
@@ -94,8 +95,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     log_to(out)
     llm = {"base_urls": [args.llm]} if args.llm else {"offline": True}
+    llm_cache = RunLayout(out).llm_cache
     if args.replies:
-        with ResponseCache(out / "llm_cache.sqlite") as cache:
+        with ResponseCache(llm_cache) as cache:
             added = cache.merge(args.replies)
         logging.info("%s: %d recorded replies added to the run's cache", args.replies, added)
     config = load_config(
@@ -112,8 +114,8 @@ def main() -> None:
             logging.info("%s %s %.0f s %s", result.stage, result.action, result.seconds, result.counts)
     finally:
         # also on Ctrl-C or a failed stage: the replies so far are what a later sitting resumes from
-        if args.export_replies and (out / "llm_cache.sqlite").exists():
-            with ResponseCache(out / "llm_cache.sqlite") as cache:
+        if args.export_replies and llm_cache.exists():
+            with ResponseCache(llm_cache) as cache:
                 cache.export(args.export_replies)
             logging.info("LLM replies exported to %s", args.export_replies)
     if args.to:

@@ -31,6 +31,9 @@ def cache_key(kind: str, body: dict[str, Any], template_version: str) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+COLUMNS = "key, kind, response, created"  # of the `responses` table: what `put` writes, `merge` copies
+
+
 class ResponseCache:
     """Key -> response JSON. `durable=True` also fsyncs each commit (survives a power cut, slower)."""
 
@@ -55,7 +58,7 @@ class ResponseCache:
 
     def put(self, key: str, kind: str, response: dict[str, Any]) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO responses (key, kind, response, created) VALUES (?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO responses ({COLUMNS}) VALUES (?, ?, ?, ?)",
             (key, kind, json.dumps(response, ensure_ascii=False, separators=(",", ":")), time.time()),
         )
 
@@ -74,12 +77,11 @@ class ResponseCache:
             except (OSError, EOFError) as exc:
                 plain.unlink(missing_ok=True)
                 raise LLMError(f"{source}: not a gzipped LLM cache: {exc}") from exc
-        columns = "key, kind, response, created"
         try:
             self._db.execute("ATTACH ? AS source", (str(plain),))
             try:
                 added = self._db.execute(
-                    f"INSERT OR IGNORE INTO responses ({columns}) SELECT {columns} FROM source.responses"
+                    f"INSERT OR IGNORE INTO responses ({COLUMNS}) SELECT {COLUMNS} FROM source.responses"
                 ).rowcount
             finally:
                 self._db.execute("DETACH source")
