@@ -9,12 +9,16 @@ from pathlib import Path
 import pytest
 
 from synthrank.errors import ConfigError, InvalidArgumentError
+from synthrank.models import DEFAULT_EMBEDDER
 from synthrank.stages.evaluate import metrics
 from synthrank.stages.evaluate.datasets import load_beir, load_indomain, load_trec_dl19
 from synthrank.stages.evaluate.evaluator import (
+    BiEncoder,
     EvalConfig,
     fuse_runs,
+    load_bi_encoder,
     parse_model_spec,
+    rerank_with_bi_encoder,
     run_evaluate,
     score_pairs,
 )
@@ -136,10 +140,44 @@ def test_run_evaluate_in_domain_with_the_bi_encoder_row(tmp_path: Path) -> None:
     systems = report["datasets"]["indomain"]["systems"]
     assert list(systems) == ["bm25", "bi-encoder", "ours", "ours+bi@0", "ours+bi@1"]
     assert systems["bi-encoder"]["ndcg@10"] > 0.9  # all-MiniLM-L6-v2 knows "symptoms of asthma"
+    assert report["bi_encoder"] == {"model": DEFAULT_EMBEDDER, "query_prompt": "", "passage_prompt": ""}
     # weight 0 ranks as the bi-encoder, weight 1 as the cross-encoder; the last fused row is tested
     assert systems["ours+bi@0"]["ndcg@10"] == systems["bi-encoder"]["ndcg@10"]
     assert systems["ours+bi@1"]["ndcg@10"] == systems["ours"]["ndcg@10"]
     assert report["candidate"] == "ours+bi@1" and "ours" in report["datasets"]["indomain"]["comparisons"]
+
+
+def test_the_bi_encoder_row_embeds_as_the_run_did(tmp_path: Path) -> None:
+    import numpy as np
+    import torch
+
+    layout = tiny_run(tmp_path / "run")
+    cpu = torch.device("cpu")
+    assert load_bi_encoder(layout, "", cpu) is None
+    plain = load_bi_encoder(layout, "embed", cpu)  # a run without embeddings: the default model
+    assert plain is not None and (plain.query_prompt, plain.passage_prompt) == ("", "")
+    settings = {
+        "model": DEFAULT_EMBEDDER,
+        "max_seq_length": 48,
+        "query_prompt": "query: ",
+        "passage_prompt": "passage: ",
+    }
+    layout.embeddings.mkdir(parents=True)
+    (layout.embeddings / "manifest.json").write_text(json.dumps({"settings": settings}))
+    bi = load_bi_encoder(layout, "embed", cpu)
+    assert bi is not None and (bi.query_prompt, bi.passage_prompt) == ("query: ", "passage: ")
+    assert bi.name == DEFAULT_EMBEDDER
+    assert bi.model.max_seq_length == 48
+    ds = load_indomain(layout, top_k=3, max_queries=2)
+    run, _ = rerank_with_bi_encoder(bi, ds)
+    qid = next(iter(ds.candidates))
+    pid = ds.candidates[qid][0]
+    q, p = bi.model.encode(
+        [f"query: {ds.queries[qid]}", f"passage: {ds.passages[pid]}"], normalize_embeddings=True
+    )
+    assert run[qid][pid] == pytest.approx(float(np.dot(q, p)), abs=1e-5)
+    unprompted, _ = rerank_with_bi_encoder(BiEncoder(bi.model), ds)
+    assert unprompted[qid][pid] != pytest.approx(run[qid][pid], abs=1e-5)
 
 
 def test_fusion_mixes_per_query_z_scores() -> None:

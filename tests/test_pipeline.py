@@ -123,7 +123,7 @@ def write_config(folder: Path, server_url: str, model: Path, **edits: str) -> Pa
         "checkpoint_every = 200": "checkpoint_every = 0",
         "dev_top_k = 20": "dev_top_k = 5",
         "max_length = 512": "max_length = 96",
-        'bi_encoder = "sentence-transformers/all-MiniLM-L6-v2"': 'bi_encoder = ""',
+        'bi_encoder = "embed"': 'bi_encoder = ""',
         "recall_sample = 200": "recall_sample = 0",
         **edits,
     }

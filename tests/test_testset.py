@@ -309,7 +309,7 @@ def test_run_on_a_corpus_without_questions_ends_with_a_synthetic_verdict(
     from test_pipeline import finished_times
 
     write_corpus(tmp_path / "corpus.jsonl")
-    bi_encoder = 'bi_encoder = "sentence-transformers/all-MiniLM-L6-v2"'
+    bi_encoder = 'bi_encoder = "embed"'
     edits = {
         **NO_QUESTIONS,
         **SMALL_TESTSET,

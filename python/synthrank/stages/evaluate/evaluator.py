@@ -8,6 +8,7 @@ so short pairs run in big batches and long ones fit (`synthrank.scoring`, shared
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import torch
 from synthrank.config import at_least
 from synthrank.devices import PRECISIONS, Precision, pick_device
 from synthrank.errors import ConfigError, EmptyOutputError, InvalidArgumentError
-from synthrank.models import DEFAULT_EMBEDDER, resolve_model
+from synthrank.models import DEFAULT_EMBEDDER, RUN_EMBEDDER, resolve_model
 from synthrank.records import RunLayout
 from synthrank.scoring import load_cross_encoder, rerank_with_cross_encoder
 from synthrank.scoring import score_pairs as score_pairs  # tests import it from here
@@ -36,15 +37,58 @@ from synthrank.stages.evaluate.metrics import METRICS, evaluate, mean, paired_co
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class BiEncoder:
+    """The bi-encoder row: a sentence-transformers model and the prompts it embeds with."""
+
+    model: Any
+    query_prompt: str = ""
+    passage_prompt: str = ""
+    name: str = ""  # as configured or recorded, for the report
+
+
+def load_bi_encoder(layout: RunLayout, name: str, device: torch.device) -> BiEncoder | None:
+    """The bi-encoder row's model; None for "". "embed" is the start model the run retrieved with,
+    with the prompts and input length recorded in RUN/embeddings/manifest.json: the row a reranker
+    must beat, and the first stage it is fused with (an E5 model scored without its "query: "
+    prompt would understate it)."""
+    from sentence_transformers import SentenceTransformer
+
+    if not name:
+        return None
+    settings: dict[str, Any] = {"model": name}
+    if name == RUN_EMBEDDER:
+        manifest = layout.embeddings / "manifest.json"
+        recorded = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
+        settings = recorded.get("settings") or {"model": DEFAULT_EMBEDDER}
+        if "settings" not in recorded:
+            log.info("%s: no embeddings of the run; the bi-encoder row is %s", layout.root, DEFAULT_EMBEDDER)
+    model = SentenceTransformer(resolve_model(settings["model"]), device=str(device))
+    if settings.get("max_seq_length"):
+        model.max_seq_length = int(settings["max_seq_length"])
+    prompts = (settings.get("query_prompt") or "", settings.get("passage_prompt") or "")
+    return BiEncoder(model, *prompts, name=settings["model"])
+
+
 def rerank_with_bi_encoder(
-    model: Any, ds: EvalDataset, batch_size: int = 64
+    bi: BiEncoder, ds: EvalDataset, batch_size: int = 64
 ) -> tuple[dict[str, dict[str, float]], float]:
     """(run, pairs per second) for a sentence-transformers bi-encoder: cosine of the two embeddings."""
     qids = list(ds.candidates)
     pids = sorted({d for c in ds.candidates.values() for d in c})
     started = time.perf_counter()
-    q_emb = model.encode([ds.queries[q] for q in qids], batch_size=batch_size, normalize_embeddings=True)
-    p_emb = model.encode([ds.passages[p] for p in pids], batch_size=batch_size, normalize_embeddings=True)
+    q_emb = bi.model.encode(
+        [ds.queries[q] for q in qids],
+        prompt=bi.query_prompt or None,
+        batch_size=batch_size,
+        normalize_embeddings=True,
+    )
+    p_emb = bi.model.encode(
+        [ds.passages[p] for p in pids],
+        prompt=bi.passage_prompt or None,
+        batch_size=batch_size,
+        normalize_embeddings=True,
+    )
     elapsed = time.perf_counter() - started
     row = {p: i for i, p in enumerate(pids)}
     run = {
@@ -135,7 +179,7 @@ class EvalConfig:
 
     models: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=lambda: ["indomain"])
-    bi_encoder: str = DEFAULT_EMBEDDER  # "" = leave the bi-encoder row out
+    bi_encoder: str = RUN_EMBEDDER  # "embed": the run's [embed] model and prompts; or a model; "" = none
     first_stage_row: bool = True
     top_k: int = 100
     max_length: int = 512
@@ -207,7 +251,11 @@ def load_dataset(spec: str, layout: RunLayout, cfg: EvalConfig) -> EvalDataset:
 
 
 def pick_fuse_weights(
-    layout: RunLayout, models: list[tuple[str, str]], bi_encoder: Any, device: torch.device, cfg: EvalConfig
+    layout: RunLayout,
+    models: list[tuple[str, str]],
+    bi_encoder: BiEncoder,
+    device: torch.device,
+    cfg: EvalConfig,
 ) -> dict[str, Any]:
     """Per model, the weight of `FUSE_GRID` with the best mean nDCG@10 on the run's synthetic dev set.
 
@@ -282,13 +330,10 @@ def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
     device = pick_device(cfg.device)
     datasets = [load_dataset(spec, layout, cfg) for spec in cfg.datasets]
     results: list[SystemResult] = []
-    bi_encoder = None
-    if cfg.bi_encoder:
-        from sentence_transformers import SentenceTransformer
-
-        bi_encoder = SentenceTransformer(resolve_model(cfg.bi_encoder), device=str(device))
-    auto = cfg.fuse_weights == "auto"
-    fusion = pick_fuse_weights(layout, models, bi_encoder, device, cfg) if auto and models else None
+    bi_encoder = load_bi_encoder(layout, cfg.bi_encoder, device)
+    fusion = None
+    if cfg.fuse_weights == "auto" and models and bi_encoder is not None:
+        fusion = pick_fuse_weights(layout, models, bi_encoder, device, cfg)
     fixed = [] if isinstance(cfg.fuse_weights, str) else cfg.fuse_weights  # "auto" fixes none
     weights: dict[str, list[float]] = {
         label: [fusion["picked"][label]] if fusion else list(fixed) for label, _ in models
@@ -316,6 +361,12 @@ def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
         label = models[-1][0]
         candidate = fused_label(label, weights[label][-1], picked=picked_on_dev) if weights[label] else label
     report = build_report(datasets, results, candidate, device, cfg, fusion)
+    if bi_encoder is not None:
+        report["bi_encoder"] = {
+            "model": bi_encoder.name,
+            "query_prompt": bi_encoder.query_prompt,
+            "passage_prompt": bi_encoder.passage_prompt,
+        }
     written = write_report(output, report)
     print_table(report)
     for _label, path in models:
