@@ -135,14 +135,17 @@ def model_problem(name: str) -> str | None:
 def check_models(config: PipelineConfig, steps: list[tuple[Stage, bool]]) -> None:
     """Fail before the first LLM call when a model a later stage needs cannot load."""
     runs = {stage.name for stage, run in steps if run}
+    bi_encoder = config.evaluate.bi_encoder
+    if bi_encoder == RUN_EMBEDDER:  # the model evaluate loads is the one [embed] names
+        bi_encoder = config.embed.model
     wanted = [
         ("ingest", "corpus", "tokenizer", config.corpus.tokenizer),
         ("embed", "embed", "model", config.embed.model),
         ("train", "train", "model", config.train.model),
-        ("evaluate", "evaluate", "bi_encoder", config.evaluate.bi_encoder),
+        ("evaluate", "evaluate", "bi_encoder", bi_encoder),
     ]
     for stage, section, key, name in wanted:
-        problem = model_problem(str(name)) if stage in runs and name not in ("", RUN_EMBEDDER) else None
+        problem = model_problem(str(name)) if stage in runs and name else None
         if problem:
             raise ConfigError(f"{config.source or 'config'}: [{section}] {key}: {problem}")
 

@@ -52,17 +52,19 @@ def load_bi_encoder(layout: RunLayout, name: str, device: torch.device) -> BiEnc
     with the prompts and input length recorded in RUN/embeddings/manifest.json: the row a reranker
     must beat, and the first stage it is fused with (an E5 model scored without its "query: "
     prompt would understate it)."""
-    from sentence_transformers import SentenceTransformer
-
     if not name:
         return None
+    from sentence_transformers import SentenceTransformer
+
     settings: dict[str, Any] = {"model": name}
     if name == RUN_EMBEDDER:
         manifest = layout.embeddings / "manifest.json"
-        recorded = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
-        settings = recorded.get("settings") or {"model": DEFAULT_EMBEDDER}
-        if "settings" not in recorded:
+        recorded = None
+        if manifest.is_file():
+            recorded = json.loads(manifest.read_text(encoding="utf-8")).get("settings")
+        if not recorded:
             log.info("%s: no embeddings of the run; the bi-encoder row is %s", layout.root, DEFAULT_EMBEDDER)
+        settings = recorded or {"model": DEFAULT_EMBEDDER}
     model = SentenceTransformer(resolve_model(settings["model"]), device=str(device))
     if settings.get("max_seq_length"):
         model.max_seq_length = int(settings["max_seq_length"])
