@@ -99,7 +99,7 @@ def make_mining_run(root: Path, n_queries: int, *, seed: int = 0) -> MiningRun:
     queries = noisy_copies(rng, passages[:n_queries], noise=0.8)
     np.save(layout.embeddings / "passages.npy", passages)
     np.save(layout.embeddings / "queries.npy", queries)
-    (layout.embeddings / "manifest.json").write_text(
+    layout.embeddings_manifest.write_text(
         json.dumps({"passages": {"count": n_passages}, "queries": {"count": n_queries}})
     )
     hashes = np.arange(n_passages, dtype=np.uint64)

@@ -163,7 +163,7 @@ def test_the_bi_encoder_row_embeds_as_the_run_did(tmp_path: Path) -> None:
         "passage_prompt": "passage: ",
     }
     layout.embeddings.mkdir(parents=True)
-    (layout.embeddings / "manifest.json").write_text(json.dumps({"settings": settings}))
+    layout.embeddings_manifest.write_text(json.dumps({"settings": settings}))
     bi = load_bi_encoder(layout, "embed", cpu)
     assert bi is not None and (bi.query_prompt, bi.passage_prompt) == ("query: ", "passage: ")
     assert bi.name == DEFAULT_EMBEDDER
@@ -178,6 +178,8 @@ def test_the_bi_encoder_row_embeds_as_the_run_did(tmp_path: Path) -> None:
     assert run[qid][pid] == pytest.approx(float(np.dot(q, p)), abs=1e-5)
     unprompted, _ = rerank_with_bi_encoder(BiEncoder(bi.model), ds)
     assert unprompted[qid][pid] != pytest.approx(run[qid][pid], abs=1e-5)
+    with pytest.raises(ConfigError, match=r"\[evaluate\] bi_encoder: cannot load"):
+        load_bi_encoder(layout, str(tmp_path / "no-such-model"), cpu)
 
 
 def test_fusion_mixes_per_query_z_scores() -> None:

@@ -81,7 +81,7 @@ def test_embeddings_are_normalised_float32_with_a_manifest(embedded_run: RunLayo
     passages = np.load(embedded_run.embeddings / "passages.npy", mmap_mode="r")
     assert passages.dtype == np.float32 and passages.shape == (30, 384)
     np.testing.assert_allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-5)
-    manifest = json.loads((embedded_run.embeddings / "manifest.json").read_text())
+    manifest = json.loads(embedded_run.embeddings_manifest.read_text())
     assert manifest["settings"]["model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert manifest["settings"]["normalized"] == "l2" and manifest["dim"] == 384
     assert manifest["passages"]["count"] == 30 and len(manifest["passages"]["fingerprint"]) == 32
@@ -189,6 +189,6 @@ def test_multi_process_pool_gives_the_same_embeddings(tmp_path: Path) -> None:
     layout = make_run(tmp_path / "pool")
     run_embed(layout, EmbedConfig(devices=("cpu", "cpu"), chunk_size=8))
     pooled = np.load(layout.embeddings / "passages.npy")
-    (layout.embeddings / "manifest.json").unlink()
+    layout.embeddings_manifest.unlink()
     assert run_embed(layout, EmbedConfig()) == {"passages_embedded": 30, "queries_embedded": 6}
     np.testing.assert_allclose(np.load(layout.embeddings / "passages.npy"), pooled, atol=1e-5)

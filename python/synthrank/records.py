@@ -336,6 +336,11 @@ class RunLayout:
         return self.root / "embeddings"
 
     @property
+    def embeddings_manifest(self) -> Path:
+        """The embed stage's settings (model, prompts, input length) and its arrays' fingerprints."""
+        return self.embeddings / "manifest.json"
+
+    @property
     def index(self) -> Path:
         return self.root / "index" / "passages.usearch"
 

@@ -468,11 +468,11 @@ def _changed(a: Path, b: Path) -> bool:
 
 def _reuse_passage_embeddings(main: RunLayout, pilot: RunLayout) -> None:
     """The run's passage embeddings, when it has them, spare the pilot embedding the whole corpus."""
-    src = main.embeddings / "manifest.json"
+    src = main.embeddings_manifest
     if not src.is_file() or not (main.embeddings / "passages.npy").is_file():
         return
     manifest = json.loads(src.read_text(encoding="utf-8"))
-    dst = pilot.embeddings / "manifest.json"
+    dst = pilot.embeddings_manifest
     theirs = json.loads(dst.read_text(encoding="utf-8")) if dst.is_file() else {}
     if theirs.get("passages") == manifest.get("passages") and (pilot.embeddings / "passages.npy").is_file():
         return

@@ -120,7 +120,8 @@ def _write_json_atomic(path: Path, data: object) -> None:
     write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
-def load_model(cfg: EmbedConfig) -> Any:
+def load_model(cfg: EmbedConfig, *, field: str = "[embed] model") -> Any:
+    """The sentence-transformers model of `cfg`; `field` names the setting it came from in errors."""
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -128,7 +129,7 @@ def load_model(cfg: EmbedConfig) -> Any:
     try:
         model = SentenceTransformer(resolve_model(cfg.model), device=device)
     except OSError as exc:
-        raise ConfigError(f"[embed] model: cannot load {cfg.model!r}: {exc}") from exc
+        raise ConfigError(f"{field}: cannot load {cfg.model!r}: {exc}") from exc
     if cfg.max_seq_length:
         model.max_seq_length = cfg.max_seq_length
     if cfg.fp16 and device.startswith("cuda"):
@@ -202,7 +203,7 @@ def run_embed(layout: RunLayout, cfg: EmbedConfig) -> dict[str, object]:
     cfg.validate()
     if not layout.passages.is_file():
         raise InputFormatError(layout.passages, None, "missing: run `synthrank ingest` first")
-    manifest_path = layout.embeddings / "manifest.json"
+    manifest_path = layout.embeddings_manifest
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     settings = {
         "model": cfg.model,
@@ -316,7 +317,7 @@ def run_index(layout: RunLayout, cfg: IndexConfig) -> dict[str, object]:
     cfg.validate()
     passages = load_embeddings(layout, "passages")
     rows = trainable_rows(layout)
-    manifest = json.loads((layout.embeddings / "manifest.json").read_text())
+    manifest = json.loads(layout.embeddings_manifest.read_text())
     settings = _index_settings(cfg, manifest.get("passages"), len(rows))
     settings_path = layout.index.with_suffix(".json")
     if (

@@ -21,7 +21,7 @@ import torch
 from synthrank.config import at_least
 from synthrank.devices import PRECISIONS, Precision, pick_device
 from synthrank.errors import ConfigError, EmptyOutputError, InvalidArgumentError
-from synthrank.models import DEFAULT_EMBEDDER, RUN_EMBEDDER, resolve_model
+from synthrank.models import DEFAULT_EMBEDDER, RUN_EMBEDDER
 from synthrank.records import RunLayout
 from synthrank.scoring import load_cross_encoder, rerank_with_cross_encoder
 from synthrank.scoring import score_pairs as score_pairs  # tests import it from here
@@ -54,22 +54,26 @@ def load_bi_encoder(layout: RunLayout, name: str, device: torch.device) -> BiEnc
     prompt would understate it)."""
     if not name:
         return None
-    from sentence_transformers import SentenceTransformer
+    from synthrank.stages.retrieve import EmbedConfig, load_model
 
     settings: dict[str, Any] = {"model": name}
     if name == RUN_EMBEDDER:
-        manifest = layout.embeddings / "manifest.json"
         recorded = None
-        if manifest.is_file():
-            recorded = json.loads(manifest.read_text(encoding="utf-8")).get("settings")
+        if layout.embeddings_manifest.is_file():
+            recorded = json.loads(layout.embeddings_manifest.read_text(encoding="utf-8")).get("settings")
         if not recorded:
             log.info("%s: no embeddings of the run; the bi-encoder row is %s", layout.root, DEFAULT_EMBEDDER)
         settings = recorded or {"model": DEFAULT_EMBEDDER}
-    model = SentenceTransformer(resolve_model(settings["model"]), device=str(device))
-    if settings.get("max_seq_length"):
-        model.max_seq_length = int(settings["max_seq_length"])
-    prompts = (settings.get("query_prompt") or "", settings.get("passage_prompt") or "")
-    return BiEncoder(model, *prompts, name=settings["model"])
+    cfg = EmbedConfig(
+        model=settings["model"],
+        device=str(device),
+        max_seq_length=settings.get("max_seq_length"),
+        query_prompt=settings.get("query_prompt") or "",
+        passage_prompt=settings.get("passage_prompt") or "",
+    )
+    # fp16 on CUDA, as the embed stage: the row is the model the run retrieved with
+    model = load_model(cfg, field="[evaluate] bi_encoder")
+    return BiEncoder(model, cfg.query_prompt, cfg.passage_prompt, name=cfg.model)
 
 
 def rerank_with_bi_encoder(
