@@ -197,6 +197,17 @@ def test_a_dev_set_too_small_to_trust_keeps_the_last_model(tmp_path: Path, tiny:
     assert not (layout.root / "checkpoints" / "model" / "best").exists()
 
 
+def test_max_steps_overrides_epochs_both_ways(tmp_path: Path, tiny: Path) -> None:
+    layout = tiny_run(tmp_path / "run")
+    shutil.rmtree(layout.dev)
+    longer = run_train(layout, tiny_config(tiny, epochs=1, max_steps=20))  # 15 steps an epoch
+    assert longer["steps"] == longer["total_steps"] == 20 and longer["epochs"] == pytest.approx(
+        20 / 15, abs=1e-3
+    )
+    shorter = run_train(layout, tiny_config(tiny, epochs=2, max_steps=4, resume=False))
+    assert shorter["steps"] == 4
+
+
 def test_lce_training_learns_the_tiny_task(tmp_path: Path, tiny: Path) -> None:
     layout = tiny_run(tmp_path / "run")
     result = run_train(layout, tiny_config(tiny, epochs=8, learning_rate=3e-3))

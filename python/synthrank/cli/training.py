@@ -113,7 +113,7 @@ def distill(run_dir: Path, **options: Any) -> None:
 @train_option("--batch-size", type=int, help="Groups per device per micro-batch.")
 @train_option("--grad-accumulation", type=int)
 @train_option("--epochs", type=int)
-@train_option("--max-steps", type=int, help="Optimizer steps (0 = epochs x steps per epoch).")
+@train_option("--max-steps", type=int, help="Optimizer steps; overrides --epochs (0: epochs x steps).")
 @train_option("--learning-rate", "--lr", "learning_rate", type=float)
 @train_option("--head-learning-rate", type=float, help="Learning rate of the new head (0 = --lr).")
 @train_option("--max-length", type=int, help="Tokens of query + passage.")

@@ -64,7 +64,7 @@ class DistillConfig:
     max_sentence_words: int = 32
     batch_size: int = 8  # queries per micro-batch
     epochs: int = 1
-    max_steps: int = 0  # 0 = epochs x steps per epoch
+    max_steps: int = 0  # > 0 overrides epochs (more steps than one pass go on into the next); 0 = epochs
     learning_rate: float = 1e-4
     head_learning_rate: float = 1e-3
     max_length: int = 128

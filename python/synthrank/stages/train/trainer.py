@@ -70,7 +70,7 @@ class TrainConfig:
     batch_size: int = 16  # groups per device per micro-batch
     grad_accumulation: int = 1
     epochs: int = 1
-    max_steps: int = 0  # optimizer steps; 0 = epochs x steps per epoch
+    max_steps: int = 0  # optimizer steps; > 0 overrides epochs (as in transformers' Trainer); 0 = epochs
     learning_rate: float = 2e-5
     head_learning_rate: float = (
         0.0  # for the relevance head only; 0 = learning_rate (a new head may want more)
@@ -284,8 +284,8 @@ class Trainer:
                 f"step (batch_size {cfg.batch_size} x grad_accumulation {cfg.grad_accumulation} "
                 f"x {self.world} processes)"
             )
-        full = steps_per_epoch * cfg.epochs
-        return steps_per_epoch, min(full, cfg.max_steps) if cfg.max_steps > 0 else full
+        # max_steps past the last epoch goes on into the next ones: a step budget is not capped by epochs
+        return steps_per_epoch, cfg.max_steps or steps_per_epoch * cfg.epochs
 
     def _optimizer_and_schedule(self) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
         """AdamW over `parameter_groups`; linear warm-up over warmup_ratio of the steps, then decay to 0."""
