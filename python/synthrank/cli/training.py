@@ -70,7 +70,7 @@ def _run_stage(stage: Any, *args: Any, lock: Path | None) -> None:
 @distill_option("--temperature", type=float, help="Teacher softmax temperature.")
 @distill_option("--batch-size", type=int, help="Queries per micro-batch.")
 @distill_option("--epochs", type=int)
-@distill_option("--max-steps", type=int)
+@distill_option("--max-steps", type=int, help="Optimizer steps; overrides --epochs (0: epochs x steps).")
 @distill_option("--learning-rate", "--lr", "learning_rate", type=float)
 @distill_option("--head-learning-rate", type=float)
 @distill_option("--max-length", type=int, help="Tokens of query + passage.")
