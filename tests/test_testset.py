@@ -133,7 +133,7 @@ def test_pre_flight_names_the_data_set_that_cannot_be_had(tmp_path: Path) -> Non
     cases = [
         (EvalConfig(datasets=["trec-dl-19"], trec_dl_archive=str(tmp_path / "no.tar.gz")), "trec_dl_archive"),
         (EvalConfig(datasets=[str(beir)]), "lacks queries.jsonl"),
-        (EvalConfig(datasets=["scifact"]), "neither indomain, trec-dl-19 nor a BEIR folder"),
+        (EvalConfig(datasets=["scifact"]), "neither indomain, dev, trec-dl-19 nor a BEIR folder"),
     ]
     for evaluate, message in cases:
         with pytest.raises(ConfigError, match=message):
@@ -143,6 +143,11 @@ def test_pre_flight_names_the_data_set_that_cannot_be_had(tmp_path: Path) -> Non
     no_heldout = config.with_changes(corpus=CorpusConfig(heldout_fraction=0.0))
     with pytest.raises(ConfigError, match="heldout_fraction = 0"):
         check_datasets(no_heldout, ingested=False)
+    from synthrank.stages.mine import MineConfig
+
+    no_dev = config.with_changes(evaluate=EvalConfig(datasets=["dev"]), mine=MineConfig(dev_fraction=0.0))
+    with pytest.raises(ConfigError, match=r"datasets: dev .*dev_fraction > 0"):
+        check_datasets(no_dev, ingested=False)
     check_datasets(config, ingested=False)  # the defaults: a synthetic set can be built
     check_datasets(config.with_changes(evaluate=EvalConfig(datasets=[])), ingested=False)
 
@@ -211,6 +216,27 @@ def test_fuse_auto_picks_the_weight_on_the_dev_set_and_names_it(tmp_path: Path) 
     shutil.rmtree(layout.dev)
     with pytest.raises(EmptyOutputError, match="dev_fraction"):
         run_evaluate(layout, EvalConfig(models=[f"ours={tiny}"], datasets=["indomain"], fuse_weights="auto"))
+
+
+def test_models_are_compared_on_the_dev_set(tmp_path: Path) -> None:
+    """`--dataset dev`: settings are picked by comparing their models on the synthetic dev set, with
+    the paired test saying whether its queries can tell them apart."""
+    layout = tiny_run(tmp_path / "run")
+    tiny = tiny_model(tmp_path / "tiny")
+    other = tiny_model(tmp_path / "other", seed=1)
+    cfg = EvalConfig(models=[f"a={tiny}", f"b={other}"], datasets=["dev"], max_length=64)
+    run_evaluate(layout, cfg)
+    dev = json.loads((layout.eval / "report.json").read_text())["datasets"]["dev"]
+    assert dev["queries"] == 12 and {"bi-encoder", "a", "b"} <= set(dev["systems"])
+    assert any(v["system"] == "b" and v["baseline"] == "a" for v in dev["verdicts"])
+    markdown = (layout.eval / "report.md").read_text()
+    assert "dev (12 queries; the synthetic dev set: for picking settings" in markdown
+
+    import shutil
+
+    shutil.rmtree(layout.dev)
+    with pytest.raises(EmptyOutputError, match=r"no synthetic dev set .*dev_fraction > 0"):
+        run_evaluate(layout, cfg)
 
 
 def test_fuse_weights_option_is_checked() -> None:

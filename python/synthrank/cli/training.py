@@ -188,7 +188,8 @@ def train(run_dir: Path, no_resume: bool, compile_: bool | None, **options: Any)
     "--dataset indomain --dataset trec-dl-19\n"
     "  synthrank evaluate runs/med --dataset path/to/beir/scifact --no-bi-encoder\n"
     "  synthrank evaluate runs/med --fuse 0.3 --fuse 0.5\n"
-    "  synthrank evaluate runs/med --fuse auto"
+    "  synthrank evaluate runs/med --fuse auto\n"
+    "  synthrank evaluate runs/med --dataset dev --model short=runs/med/short --model long=runs/med/model"
 )
 @run_folder_argument
 @click.option(
@@ -202,7 +203,8 @@ def train(run_dir: Path, no_resume: bool, compile_: bool | None, **options: Any)
     "--dataset",
     "datasets",
     multiple=True,
-    help="indomain, trec-dl-19 or a BEIR folder; repeat. [default: indomain]",
+    help="indomain, dev (the run's synthetic dev set: compare settings there, never on test "
+    "questions), trec-dl-19 or a BEIR folder; repeat. [default: indomain]",
 )
 @evaluate_option(
     "--bi-encoder",

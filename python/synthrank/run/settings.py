@@ -154,7 +154,8 @@ def _relative_to(config: PipelineConfig, base: Path) -> PipelineConfig:
     sample = dataclasses.replace(config.sample, passage_ids=fix(config.sample.passage_ids))
     llm = dataclasses.replace(config.llm, cache=fix(config.llm.cache))
     archive = fix(Path(config.evaluate.trec_dl_archive))
-    named = ("indomain", "trec-dl-19", "trec-dl-2019")  # data sets by name; anything else is a BEIR folder
+    # data sets by name; anything else is a BEIR folder
+    named = ("indomain", "dev", "trec-dl-19", "trec-dl-2019")
     datasets = [d if d in named else str(fix(Path(d))) for d in config.evaluate.datasets]
     evaluate = dataclasses.replace(config.evaluate, trec_dl_archive=str(archive), datasets=datasets)
     return config.with_changes(run=run, corpus=corpus, sample=sample, llm=llm, evaluate=evaluate)

@@ -27,9 +27,11 @@ if TYPE_CHECKING:
 
 TREC_DL_19_ARCHIVE = Path("..") / "shared" / "data" / "trec-dl-19.tar.gz"
 TREC_DL_19_NAMES = ("trec-dl-19", "trec-dl-2019")
+DEV_NAME = "dev"  # the run's synthetic dev set, the one place settings may be compared and picked
 # what kind of in-domain test set a report shows (EvalDataset.meta["kind"])
 KIND_REAL = "real held-out questions"
 KIND_SYNTHETIC = "synthetic: LLM-written queries, LLM-graded"
+KIND_DEV = "the synthetic dev set: for picking settings, not a test"
 TESTSET_INFO = "testset.json"  # in test/: written last, so its presence means the folder is complete
 
 
@@ -156,6 +158,24 @@ def load_beir(
         candidates = bm25_candidates(queries, passages, top_k)
         first_stage = "bm25"
     return EvalDataset(name or folder.name, queries, passages, qrels, candidates, first_stage=first_stage)
+
+
+def load_dev(layout: RunLayout, top_k: int, why: str) -> EvalDataset:
+    """The run's synthetic dev set (LLM-written queries of documents mine held out of training, their
+    LLM-graded positives), BM25 top-k over its passages; `why` says in an error what needed it."""
+    if not (layout.dev / "qrels").is_dir():
+        raise EmptyOutputError(
+            f"{layout.dev}: no synthetic dev set ({why}): run mine with [mine] dev_fraction > 0"
+        )
+    dev = load_beir(layout.dev, split="dev", top_k=top_k, name=DEV_NAME)
+    dev.candidates = {q: c for q, c in dev.candidates.items() if c and q in dev.qrels}
+    dev.meta = {"kind": KIND_DEV}
+    if not dev.candidates:
+        raise EmptyOutputError(
+            f"{layout.dev}: the synthetic dev set has no query with candidates ({why}): raise [mine] "
+            "dev_fraction or the number of queries"
+        )
+    return dev
 
 
 def load_trec_dl19(archive: Path | str = TREC_DL_19_ARCHIVE, top_k: int = 100) -> EvalDataset:
@@ -323,6 +343,12 @@ def check_datasets(config: PipelineConfig, *, ingested: bool) -> None:
                     f"{where} trec_dl_archive: {cfg.trec_dl_archive} not found (datasets has {spec!r}); "
                     "give the path of trec-dl-19.tar.gz or leave trec-dl-19 out of datasets"
                 )
+        elif spec == DEV_NAME:
+            if config.mine.dev_fraction <= 0:
+                raise ConfigError(
+                    f"{where} datasets: dev is the synthetic dev set, which mine writes only with "
+                    "[mine] dev_fraction > 0"
+                )
         elif spec == "indomain":
             problem = _indomain_problem(config, ingested=ingested)
             if problem:
@@ -333,7 +359,7 @@ def check_datasets(config: PipelineConfig, *, ingested: bool) -> None:
             problem = _beir_problem(Path(spec), cfg.beir_split)
             if problem:
                 raise ConfigError(
-                    f"{where} datasets: {spec!r} is neither indomain, trec-dl-19 nor a BEIR folder "
+                    f"{where} datasets: {spec!r} is neither indomain, dev, trec-dl-19 nor a BEIR folder "
                     f"(corpus.jsonl, queries.jsonl, qrels/{cfg.beir_split}.tsv): {problem}"
                 )
 

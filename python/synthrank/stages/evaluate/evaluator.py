@@ -20,15 +20,17 @@ import torch
 
 from synthrank.config import at_least
 from synthrank.devices import PRECISIONS, Precision, pick_device
-from synthrank.errors import ConfigError, EmptyOutputError, InvalidArgumentError
+from synthrank.errors import ConfigError, InvalidArgumentError
 from synthrank.models import DEFAULT_EMBEDDER, RUN_EMBEDDER
 from synthrank.records import RunLayout
 from synthrank.scoring import load_cross_encoder, rerank_with_cross_encoder
 from synthrank.scoring import score_pairs as score_pairs  # tests import it from here
 from synthrank.stages.evaluate.datasets import (
+    DEV_NAME,
     TREC_DL_19_NAMES,
     EvalDataset,
     load_beir,
+    load_dev,
     load_indomain_any,
     load_trec_dl19,
 )
@@ -249,11 +251,13 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
 def load_dataset(spec: str, layout: RunLayout, cfg: EvalConfig) -> EvalDataset:
     if spec == "indomain":
         return load_indomain_any(layout, cfg.top_k, cfg.indomain_max_queries or None, cfg.seed)
+    if spec == DEV_NAME:
+        return load_dev(layout, cfg.top_k, "the dev data set reranks it")
     if spec in TREC_DL_19_NAMES:
         return load_trec_dl19(cfg.trec_dl_archive, cfg.top_k)
     if Path(spec).is_dir():
         return load_beir(spec, cfg.beir_split, cfg.top_k)
-    raise InvalidArgumentError(f"--dataset {spec!r}: use indomain, trec-dl-19 or a BEIR folder path")
+    raise InvalidArgumentError(f"--dataset {spec!r}: use indomain, dev, trec-dl-19 or a BEIR folder path")
 
 
 def pick_fuse_weights(
@@ -268,19 +272,9 @@ def pick_fuse_weights(
     The dev set (written by mine, held out by document from training) is the only place a weight
     may be tuned: picking it on a test set would report a number no user could reproduce.
     """
-    what = '[evaluate] fuse_weights = "auto" picks the fusion weight on the synthetic dev set'
-    if not (layout.dev / "qrels").is_dir():
-        raise EmptyOutputError(
-            f"{layout.dev}: no synthetic dev set; {what}: run mine with [mine] dev_fraction > 0, "
-            "or give explicit weights"
-        )
-    dev = load_beir(layout.dev, split="dev", top_k=cfg.top_k, name="dev")
-    dev_queries = [q for q in dev.candidates if dev.candidates[q] and q in dev.qrels]
-    if not dev_queries:
-        raise EmptyOutputError(
-            f"{layout.dev}: the synthetic dev set has no query with candidates; {what}: raise [mine] "
-            "dev_fraction or the number of queries, or give explicit weights"
-        )
+    what = '[evaluate] fuse_weights = "auto" picks the fusion weight on it, or give explicit weights'
+    dev = load_dev(layout, cfg.top_k, what)
+    dev_queries = list(dev.candidates)
     if len(dev_queries) < cfg.fuse_min_dev_queries:
         log.warning(
             "%s: %d dev queries, fewer than [evaluate] fuse_min_dev_queries (%d): too few to pick a "
