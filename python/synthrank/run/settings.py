@@ -15,6 +15,7 @@ from typing import Any, Literal
 from synthrank.config import build, read_toml
 from synthrank.errors import ConfigError
 from synthrank.llm.config import LLMConfig
+from synthrank.stages.evaluate.datasets import NAMED_DATASETS
 from synthrank.stages.filter import FilterConfig
 from synthrank.stages.generate import GenerateConfig
 from synthrank.stages.ingest.ingest import IngestConfig
@@ -154,9 +155,7 @@ def _relative_to(config: PipelineConfig, base: Path) -> PipelineConfig:
     sample = dataclasses.replace(config.sample, passage_ids=fix(config.sample.passage_ids))
     llm = dataclasses.replace(config.llm, cache=fix(config.llm.cache))
     archive = fix(Path(config.evaluate.trec_dl_archive))
-    # data sets by name; anything else is a BEIR folder
-    named = ("indomain", "dev", "trec-dl-19", "trec-dl-2019")
-    datasets = [d if d in named else str(fix(Path(d))) for d in config.evaluate.datasets]
+    datasets = [d if d in NAMED_DATASETS else str(fix(Path(d))) for d in config.evaluate.datasets]
     evaluate = dataclasses.replace(config.evaluate, trec_dl_archive=str(archive), datasets=datasets)
     return config.with_changes(run=run, corpus=corpus, sample=sample, llm=llm, evaluate=evaluate)
 

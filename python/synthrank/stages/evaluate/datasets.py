@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 TREC_DL_19_ARCHIVE = Path("..") / "shared" / "data" / "trec-dl-19.tar.gz"
 TREC_DL_19_NAMES = ("trec-dl-19", "trec-dl-2019")
 DEV_NAME = "dev"  # the run's synthetic dev set, the one place settings may be compared and picked
+NAMED_DATASETS = ("indomain", DEV_NAME, *TREC_DL_19_NAMES)  # anything else is a BEIR folder
 # what kind of in-domain test set a report shows (EvalDataset.meta["kind"])
 KIND_REAL = "real held-out questions"
 KIND_SYNTHETIC = "synthetic: LLM-written queries, LLM-graded"
