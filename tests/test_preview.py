@@ -236,6 +236,29 @@ def test_a_newer_upstream_makes_later_stages_stale(tmp_path: Path) -> None:
     assert states["train"] == "done" and states["evaluate"] == "stale" and states["report"] == "stale"
 
 
+def test_a_stage_revision_reruns_that_stage_and_later_ones_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outputs made when the stage's code meant something else by the same settings are not skipped."""
+    import dataclasses
+
+    from synthrank.run import pipeline
+
+    config_path = tmp_path / "synthrank.toml"
+    config_path.write_text(f'[run]\ndir = "run"\n[train]\nmodel = "{MINILM}"\n')
+    config = load_config(config_path)
+    layout = RunLayout(config.run.dir)
+    old = {s.name: dataclasses.replace(s, revision=0) for s in pipeline.STAGES}
+    monkeypatch.setattr(pipeline, "STAGES", tuple(old.values()))
+    before = stage_fingerprints(config)
+    for i, name in enumerate(STAGE_NAMES):
+        _done(layout, name, before[name], 1000.0 + 10 * i)
+    monkeypatch.undo()
+    assert next(s for s in pipeline.STAGES if s.name == "distill").revision > 0
+    runs = {stage.name: run for stage, run in plan(config)}
+    assert [n for n in STAGE_NAMES if runs[n]] == ["distill", "train", "evaluate", "report"]
+
+
 def test_status_shows_a_running_stage_and_its_spend(tmp_path: Path) -> None:
     layout = RunLayout(tmp_path / "run")
     now = time.time()

@@ -130,6 +130,9 @@ class Stage:
     outputs: Callable[[RunLayout], list[Path]]
     summary: str
     after: tuple[str, ...] = ()  # the stages whose outputs it reads; () = the stage before it
+    # raised when the stage's code makes something else of the same settings, so that outputs made
+    # under the old meaning are not skipped as unchanged
+    revision: int = 0
 
 
 TESTSET_SECTIONS = (
@@ -198,6 +201,7 @@ STAGES: tuple[Stage, ...] = (
         lambda r: [r.warm_start],
         "warm start: the cross-encoder learns the bi-encoder's ranking (no LLM)",
         after=("retrieve",),
+        revision=1,  # 1: [distill] max_steps overrides epochs (it was capped at them)
     ),
     Stage(
         "train",
@@ -233,7 +237,9 @@ def stage_fingerprints(config: PipelineConfig) -> dict[str, str]:
     previous = fingerprint(config.run.seed)
     for stage in STAGES:
         upstream: Any = [prints[name] for name in stage.after] if stage.after else previous
-        previous = fingerprint(stage.name, upstream, [config.section(s) for s in stage.sections])
+        sections = [config.section(s) for s in stage.sections]
+        # revision 0 stays out of the hash: runs made before revisions existed keep their prints
+        previous = fingerprint(stage.name, upstream, sections, *([stage.revision] if stage.revision else []))
         prints[stage.name] = previous
     return prints
 

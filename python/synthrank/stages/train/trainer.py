@@ -27,11 +27,11 @@ import torch.distributed as dist
 
 from synthrank.config import above, at_least, within
 from synthrank.devices import Precision, autocast_dtype, pick_device
-from synthrank.errors import ConfigError, InvalidArgumentError
+from synthrank.errors import ConfigError, EmptyOutputError, InvalidArgumentError
 from synthrank.models import DEFAULT_RERANKER_START
 from synthrank.records import RunLayout, atomic_path
 from synthrank.scoring import load_cross_encoder, rerank_with_cross_encoder
-from synthrank.stages.evaluate.datasets import load_beir
+from synthrank.stages.evaluate.datasets import EvalDataset, load_dev
 from synthrank.stages.evaluate.metrics import mean, per_query
 from synthrank.stages.train.data import GroupOptions, GroupSource, encode_pairs, load_groups, with_teacher
 from synthrank.stages.train.losses import LOSSES, lce_with_kl
@@ -333,20 +333,26 @@ class Trainer:
         target = torch.as_tensor(np.stack(targets), device=self.device) if targets_of is not None else None
         return {k: v.to(self.device) for k, v in enc.items()}, target
 
-    def _load_dev(self) -> Any:
+    def _load_dev(self) -> EvalDataset | None:
+        """The synthetic dev set for checkpoint selection, or None (with a warning when there is one
+        but it is too small): training goes on without it, keeping the last model."""
         if self.rank != 0 or not (self.layout.dev / "qrels").is_dir():
             return None
-        ds = load_beir(self.layout.dev, split="dev", top_k=self.cfg.dev_top_k, name="dev")
-        keep = sorted(ds.candidates)[: self.cfg.dev_max_queries]
-        if len(keep) < self.cfg.dev_min_queries:
+        try:
+            ds: EvalDataset | None = load_dev(self.layout, self.cfg.dev_top_k, "checkpoint selection")
+        except EmptyOutputError:
+            ds = None
+        found = len(ds.candidates) if ds is not None else 0
+        if ds is None or found < self.cfg.dev_min_queries:
             log.warning(
                 "%s: %d dev queries, fewer than dev_min_queries (%d): no checkpoint selection or early "
                 "stopping, the last model is kept",
                 self.layout.dev,
-                len(keep),
+                found,
                 self.cfg.dev_min_queries,
             )
             return None
+        keep = sorted(ds.candidates)[: self.cfg.dev_max_queries]
         ds.candidates = {q: ds.candidates[q] for q in keep}
         return ds
 
@@ -390,6 +396,7 @@ class Trainer:
     # --- dev, checkpoints ---------------------------------------------------------------------
 
     def dev_ndcg(self) -> float:
+        assert self.dev is not None, "dev_ndcg is only called where a dev set was loaded"
         run, _ = rerank_with_cross_encoder(
             self.model,
             self.tokenizer,
