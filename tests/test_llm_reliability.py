@@ -352,11 +352,18 @@ def write_config(tmp_path: Path, base_url: str, model: str = "fake") -> Path:
         ({"models_status": 404}, "fake", "HTTP 404, no OpenAI-compatible API there"),
         ({"models": ["qwen", "llama"]}, "fake", "no such model 'fake' .*it serves qwen, llama"),
         ({"models": ["qwen"]}, "fake", None),  # one model served: llama.cpp answers to any name
+        ({"models": ["qwen", "llama"]}, "", "model is not set and .* serves several \\(qwen, llama\\)"),
+        ({"models": ["qwen"]}, "", None),  # warned: cached as 'default'
         ({}, "fake", None),
     ],
 )
 def test_the_pre_flight_probe_checks_key_and_model(
-    fake_server: FakeServer, tmp_path: Path, control: dict[str, Any], model: str, message: str | None
+    fake_server: FakeServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    control: dict[str, Any],
+    model: str,
+    message: str | None,
 ) -> None:
     from synthrank.errors import ConfigError
     from synthrank.run.runner import check_llm_endpoints
@@ -366,6 +373,7 @@ def test_the_pre_flight_probe_checks_key_and_model(
     config = load_config(write_config(tmp_path, fake_server.url, model))
     if message is None:
         check_llm_endpoints(config)
+        assert ("cached as 'default'" in capsys.readouterr().err) == (model == "")
     else:
         with pytest.raises(ConfigError, match=message):
             check_llm_endpoints(config)

@@ -93,11 +93,16 @@ def check_probe(response: httpx.Response, url: str, model: str, where: str) -> N
         listed = [m.get("id") for m in response.json().get("data", []) if isinstance(m, dict)]
     except (ValueError, AttributeError):
         return
+    served = ", ".join(map(str, listed[:10]))
+    if model == "default" and len(listed) > 1:  # Ollama and the like: no name, no model
+        raise ConfigError(f"{where} model is not set and {url} serves several ({served}): name one")
+    if model == "default" and listed:
+        # llama.cpp answers to any name, vLLM only to its own; and the name keys every cached reply,
+        # so another model behind the same URL would be answered from this one's cache
+        say(f"{where} model is not set: replies are cached as 'default'; {url} serves {served}", "yellow")
     # servers serving one model (llama.cpp) answer to any name; where several are listed, it must match
     if model != "default" and len(listed) > 1 and model not in listed:
-        raise ConfigError(
-            f"{where} model: no such model {model!r} at {url} (it serves {', '.join(map(str, listed[:10]))})"
-        )
+        raise ConfigError(f"{where} model: no such model {model!r} at {url} (it serves {served})")
 
 
 def _offline_hub() -> bool:
