@@ -31,6 +31,7 @@ from synthrank.run.pipeline import (
 )
 from synthrank.run.preview import estimate
 from synthrank.run.settings import load_config
+from synthrank.stages.judge import JudgeConfig
 from synthrank.stages.mine import MineConfig, adapt_to_judge, yield_advice
 from test_pipeline import WORDS, synthrank, write_config
 from test_training_support import ASPECTS, TOPICS
@@ -84,6 +85,13 @@ def test_plan_and_dry_run_print_calls_tokens_cost_and_call_nothing(
     by = {e.stage: e for e in rows}
     assert by["generate"].calls == pytest.approx(20)
     assert by["judge"].calls == pytest.approx(20 * 0.9 * 6)
+    # no real questions: testset writes a query for each of synthetic_queries held-out passages and
+    # grades its source plus both first stages' top synthetic_judge_top_m; priced, timed, in the total
+    ev = config.evaluate
+    pool = 1 + 2 * ev.synthetic_judge_top_m
+    assert by["testset"].calls == pytest.approx(ev.synthetic_queries * (1 + 0.9 * pool))
+    assert by["testset"].cost > 0 and by["testset"].seconds
+    assert "LLM-written test queries" in planned.stdout
     for e in (by["generate"], by["judge"]):
         assert e.prompt_tokens > 100 * e.calls  # system prompt, few-shot turns and a passage
         expected = (e.prompt_tokens * 1.0 + e.completion_tokens * 2.0) / 1e6
@@ -293,7 +301,22 @@ def test_measured_judge_pairs_leave_out_those_the_source_gate_skipped(tmp_path: 
     counts = {"pairs": 60, "source_gated_queries": 4, "source_gated_pairs": 20}
     write_manifest(layout, Manifest("judge", "done", "x", 1.0, 2.0, 1.0, counts))
     (layout.root / "filter_stats.json").write_text(json.dumps({"kept": 10}))
-    assert _measured_pairs_per_query(layout) == 4.0  # 40 pairs judged (or cached) for 10 queries
+    # 40 pairs judged (or cached) for 10 queries
+    assert _measured_pairs_per_query(layout, JudgeConfig(top_m=5)) == 4.0
+
+
+def test_measured_judge_pairs_follow_a_changed_top_m(tmp_path: Path) -> None:
+    """A pilot graded the top 20; the run now grades the top 5: a quarter of the calls, not as many."""
+    from synthrank.run.preview import _measured_pairs_per_query
+
+    layout = RunLayout(tmp_path / "run")
+    write_manifest(layout, Manifest("judge", "done", "x", 1.0, 2.0, 1.0, {"pairs": 200, "top_m": 20}))
+    (layout.root / "filter_stats.json").write_text(json.dumps({"kept": 10}))
+    assert _measured_pairs_per_query(layout, JudgeConfig(top_m=20)) == 20.0
+    assert _measured_pairs_per_query(layout, JudgeConfig(top_m=5)) == 5.0
+    # an older run that did not record its top_m: never more than the current top_m can judge
+    write_manifest(layout, Manifest("judge", "done", "x", 1.0, 2.0, 1.0, {"pairs": 200}))
+    assert _measured_pairs_per_query(layout, JudgeConfig(top_m=5)) == 6.0
 
 
 def test_status_loads_no_heavy_module(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -29,6 +29,10 @@ from synthrank.records import Passage, Query, RunLayout, read_jsonl
 from synthrank.run.manifest import Manifest, output_sizes, read_manifest, write_manifest
 from synthrank.run.pipeline import STAGES, plan, run_pipeline, stage_fingerprints
 from synthrank.run.settings import PipelineConfig
+
+if TYPE_CHECKING:
+    from synthrank.stages.generate import GenerateConfig
+    from synthrank.stages.judge import JudgeConfig
 
 # A local 0.5B model on llama.cpp (2 CPU cores) answers a generate call in seconds and a one-token
 # judge call in about one; a GPU server is 10-100x faster. Replaced by measured rates when known.
@@ -40,7 +44,6 @@ SMALL_CORPUS_BYTES = 64 << 20  # below this, plan bounds the passage count by th
 CHAT_OVERHEAD_TOKENS = 4  # role markers per chat message that the rendered text does not show
 MAX_RENDERED = 300  # passages rendered for the token count; more are extrapolated from them
 LLM_STAGES = ("generate", "judge")
-UNESTIMATED_LLM_STAGES = ("testset",)  # LLM-written test queries for held-out documents: said, not priced
 
 
 @dataclass
@@ -136,13 +139,13 @@ def _lines(path: Path) -> int:
 
 
 def _generate_estimate(
-    config: PipelineConfig, passages: list[Passage], n: int, count: Any
+    config: PipelineConfig, passages: list[Passage], n: int, count: Any, cfg: GenerateConfig | None = None
 ) -> tuple[float, ...]:
     """(calls, prompt tokens, completion tokens) for n passages, from the rendered `passages`."""
     from synthrank.llm.prompts import load_examples, load_template
     from synthrank.stages import generate as g
 
-    cfg = config.generate
+    cfg = cfg or config.generate
     one_call = bool(getattr(cfg, "one_call", False))
     template = load_template(g.MIXED_TEMPLATE if one_call else g.TEMPLATE, cfg.prompts)
     examples = (
@@ -175,13 +178,15 @@ def _generate_estimate(
 
 
 def _judge_estimate(
-    config: PipelineConfig, passages: list[Passage], queries: float, count: Any
+    config: PipelineConfig, passages: list[Passage], queries: float, count: Any, pairs: float | None = None
 ) -> tuple[float, ...]:
+    """(calls, prompt tokens, completion tokens) for grading `queries` queries' candidates: `pairs`
+    per query, else as measured, else the most top_m allows."""
     from synthrank.stages.judge import JudgePrompt
 
     cfg = config.judge
     layout = RunLayout(config.run.dir)
-    pairs_per_query = _measured_pairs_per_query(layout)
+    pairs_per_query = pairs if pairs is not None else _measured_pairs_per_query(layout, cfg)
     if pairs_per_query is None:  # at most: the source is often among the top_m
         pairs_per_query = cfg.top_m + (1 if cfg.include_source else 0)
     query_text = "what are the common symptoms and treatments of this condition"  # ~16 tokens
@@ -217,7 +222,11 @@ def estimate(
     notes: list[str] = []
     out = [Estimate(stage.name, runs[stage.name], stage.summary) for stage in STAGES]
     by_name = {e.stage: e for e in out}
-    if not (runs["generate"] or runs["judge"]):
+    from synthrank.stages.testset import needs_llm
+
+    test = by_name["testset"]
+    test_llm = runs["testset"] and needs_llm(config, ingested=not runs["ingest"])
+    if not (runs["generate"] or runs["judge"] or test_llm):
         return out, ["no LLM stage runs: no LLM cost"]
     n, shown, basis = _sample_passages(config, runs)
     notes.append(f"passages: {basis}")
@@ -244,37 +253,58 @@ def estimate(
         judge.calls, judge.prompt_tokens, judge.completion_tokens = _judge_estimate(
             config, shown, queries, estimator.count
         )
-        measured_pairs = _measured_pairs_per_query(layout)
+        measured_pairs = _measured_pairs_per_query(layout, config.judge)
         gate = ", only the source where it fails [judge] source_first" if config.judge.source_first else ""
         notes.append(
-            f"judge pairs: {measured_pairs:.1f} per query (measured)"
+            f"judge pairs: {measured_pairs:.1f} per query (measured by an earlier run, scaled to top_m)"
             if measured_pairs is not None
             else f"judge pairs: at most {config.judge.top_m} candidates + the source per query "
             f"(fewer when the source is among them{gate})"
         )
-    parallel, why = _parallel_calls(config) if gen.runs or judge.runs else (1, "")
+    parallel, why = _parallel_calls(config)
+    rates = {stage: _seconds_per_call(layout, stage, parallel, why) for stage in LLM_STAGES}
     for e in (gen, judge):
         if not e.runs:
             continue
-        e.cost = (
-            e.prompt_tokens * config.llm.price_prompt + e.completion_tokens * config.llm.price_completion
-        ) / 1e6
-        measured = _measured(layout, e.stage)
-        if measured and measured.get("seconds"):
-            per_call = measured["seconds"] / measured["calls"]
-            e.rate = f"{per_call:.2f} s/call measured ({int(measured['calls'])} calls)"
-        else:
-            per_call = DEFAULT_SECONDS_PER_CALL[e.stage] / parallel
-            e.rate = (
-                f"{per_call:.2f} s/call default ({DEFAULT_SECONDS_PER_CALL[e.stage]:g} s a call, {parallel} "
-                f"at a time: {why}; `--pilot N` measures it)"
-            )
+        e.cost = _cost(config, e.prompt_tokens, e.completion_tokens)
+        per_call, e.rate = rates[e.stage]
         e.seconds = e.calls * per_call
+    if test_llm:
+        depth, wanted = config.evaluate.synthetic_judge_top_m, config.evaluate.synthetic_queries
+        written = _generate_estimate(
+            config, shown, wanted, estimator.count, replace(config.generate, n_queries=1)
+        )
+        kept = wanted * (_measured_keep(layout) or DEFAULT_FILTER_KEEP)
+        # the source plus the BM25 and bi-encoder top `depth` over held-out passages: at most
+        graded = _judge_estimate(config, shown, kept, estimator.count, pairs=1 + 2 * depth)
+        test.calls, test.prompt_tokens, test.completion_tokens = (
+            a + b for a, b in zip(written, graded, strict=True)
+        )
+        test.cost = _cost(config, test.prompt_tokens, test.completion_tokens)
+        test.seconds = written[0] * rates["generate"][0] + graded[0] * rates["judge"][0]
+        notes.append(
+            f"testset: {wanted} LLM-written test queries on held-out passages (the corpus has no real "
+            f"questions), each graded against its source and the BM25 and bi-encoder top {depth} (at most)"
+        )
     notes.append("calls already in the LLM cache (an earlier run or pilot) are free and instant")
-    unpriced = [name for name in UNESTIMATED_LLM_STAGES if runs.get(name)]
-    if unpriced:
-        notes.append(f"not included: the LLM calls of {', '.join(unpriced)}")
     return out, notes
+
+
+def _cost(config: PipelineConfig, prompt_tokens: float, completion_tokens: float) -> float:
+    return (prompt_tokens * config.llm.price_prompt + completion_tokens * config.llm.price_completion) / 1e6
+
+
+def _seconds_per_call(layout: RunLayout, stage: str, parallel: int, why: str) -> tuple[float, str]:
+    """Seconds per call of `stage` and how that was known: measured by an earlier run, else default."""
+    measured = _measured(layout, stage)
+    if measured and measured.get("seconds"):
+        per_call = measured["seconds"] / measured["calls"]
+        return per_call, f"{per_call:.2f} s/call measured ({int(measured['calls'])} calls)"
+    per_call = DEFAULT_SECONDS_PER_CALL[stage] / parallel
+    return per_call, (
+        f"{per_call:.2f} s/call default ({DEFAULT_SECONDS_PER_CALL[stage]:g} s a call, {parallel} "
+        f"at a time: {why}; `--pilot N` measures it)"
+    )
 
 
 def _parallel_calls(config: PipelineConfig) -> tuple[int, str]:
@@ -295,8 +325,10 @@ def _parallel_calls(config: PipelineConfig) -> tuple[int, str]:
     return total, f"concurrency {llm.concurrency}, but {servers} {total} at once (/props)"
 
 
-def _measured_pairs_per_query(layout: RunLayout) -> float | None:
-    """Judged pairs per kept query in an earlier judge run of this folder or its pilot."""
+def _measured_pairs_per_query(layout: RunLayout, cfg: JudgeConfig) -> float | None:
+    """Judged pairs per kept query in an earlier judge run of this folder or its pilot, scaled to
+    `cfg.top_m` where that run graded another number of candidates per query, and never above the
+    most `cfg` can judge."""
     for root in (layout.root, layout.root / "pilot"):
         manifest = read_manifest(RunLayout(root), "judge")
         stats_path = root / "filter_stats.json"
@@ -306,7 +338,9 @@ def _measured_pairs_per_query(layout: RunLayout) -> float | None:
         if kept and manifest.counts.get("pairs"):
             # pairs the source gate left unjudged cost no call
             judged = manifest.counts["pairs"] - manifest.counts.get("source_gated_pairs", 0)
-            return float(judged) / float(kept)
+            then = manifest.counts.get("top_m") or cfg.top_m
+            most = cfg.top_m + (1 if cfg.include_source else 0)
+            return min(float(judged) / float(kept) * cfg.top_m / then, float(most))
     return None
 
 
@@ -351,7 +385,7 @@ def print_plan(
     total = Estimate("total", True, "")
     total.seconds = 0.0
     for e in estimates:
-        llm = e.stage in LLM_STAGES and e.runs
+        llm = e.runs and (e.stage in LLM_STAGES or e.calls > 0)  # testset: only where it calls the LLM
         table.add_row(
             e.stage,
             "run" if e.runs else "skip (done)",

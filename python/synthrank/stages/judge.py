@@ -689,6 +689,7 @@ async def _judge(
         "failed": result.failed_pairs,
         "queries_without_candidates": without,
         "mode": cfg.mode,
+        "top_m": cfg.top_m,  # what `plan` scales its measured pairs per query by
         **plan_counts,
         **gate_counts,
         "judged_share": round((len(pairs) - gated_pairs) / max(1, plan_counts["candidate_pairs"]), 4),
