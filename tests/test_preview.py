@@ -129,6 +129,10 @@ def test_pilot_reports_yield_adapts_to_a_degenerate_judge_and_reuses_calls(
     assert set((layout.root / "pilot" / "corpus" / "sampled_ids.txt").read_text().split()) <= run_sample
     calls = fake_server.stats()["hits"]
     assert calls > 0
+    # the pilot embedded the whole corpus: the run's embed stage does not do it again
+    from synthrank.stages.retrieve import run_embed
+
+    assert list(run_embed(layout, load_config(config_path).embed)) == ["passages_reused"]
 
     # with the adaptation off, the same calls (all cached) give no group: exit 1 and the advice
     off = plain_config(tmp_path, fake_server.url, **ADAPT_OFF)

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from synthrank.errors import EmptyOutputError
-from synthrank.records import Passage, Query, RunLayout, read_jsonl
+from synthrank.records import Passage, Query, RunLayout, read_jsonl, write_text_atomic
 from synthrank.run.manifest import Manifest, output_sizes, read_manifest, write_manifest
 from synthrank.run.pipeline import STAGES, plan, run_pipeline, stage_fingerprints
 from synthrank.run.settings import PipelineConfig
@@ -500,19 +500,20 @@ def _changed(a: Path, b: Path) -> bool:
     return a.stat().st_size != b.stat().st_size or a.stat().st_mtime != b.stat().st_mtime
 
 
-def _reuse_passage_embeddings(main: RunLayout, pilot: RunLayout) -> None:
-    """The run's passage embeddings, when it has them, spare the pilot embedding the whole corpus."""
-    src = main.embeddings_manifest
-    if not src.is_file() or not (main.embeddings / "passages.npy").is_file():
+def _reuse_passage_embeddings(source: RunLayout, target: RunLayout) -> None:
+    """Passage embeddings one of a run and its pilot has spare the other embedding the whole corpus
+    again (the pilot links the run's corpus files; embed re-checks the content hash either way)."""
+    src = source.embeddings_manifest
+    if not src.is_file() or not (source.embeddings / "passages.npy").is_file():
         return
     manifest = json.loads(src.read_text(encoding="utf-8"))
-    dst = pilot.embeddings_manifest
+    dst = target.embeddings_manifest
     theirs = json.loads(dst.read_text(encoding="utf-8")) if dst.is_file() else {}
-    if theirs.get("passages") == manifest.get("passages") and (pilot.embeddings / "passages.npy").is_file():
+    if theirs.get("passages") == manifest.get("passages") and (target.embeddings / "passages.npy").is_file():
         return
-    _link(main.embeddings / "passages.npy", pilot.embeddings / "passages.npy")
+    _link(source.embeddings / "passages.npy", target.embeddings / "passages.npy")
     keep = {k: v for k, v in manifest.items() if k != "queries"}
-    dst.write_text(json.dumps(keep, indent=1) + "\n", encoding="utf-8")
+    write_text_atomic(dst, json.dumps(keep, indent=1) + "\n")
 
 
 def pilot_report(pilot: PipelineConfig, full_passages: int) -> tuple[list[str], list[str], int]:
@@ -604,6 +605,8 @@ def run_pilot(config: PipelineConfig, n: int) -> int:
             failure = f"stage {results[-1].stage} is incomplete (failed LLM calls): run the pilot again"
     except EmptyOutputError as exc:
         failure = str(exc)
+    finally:  # the full run's embed stage then embeds only its queries
+        _reuse_passage_embeddings(RunLayout(pilot.run.dir), RunLayout(config.run.dir))
     lines, advice, groups = pilot_report(pilot, full)
     out = Console(width=max(100, Console().width))
     out.rule(f"pilot yield: {pilot.sample.num_passages} passages in {pilot.run.dir}")
