@@ -358,3 +358,16 @@ def test_a_bad_cached_reply_is_asked_again_online_and_replayed_offline(
         fresh = asyncio.run(one(config(fake_server), cache))
         assert fresh.content.endswith("?") and not fresh.cached and fake_server.stats()["hits"] == 1
         assert asyncio.run(one(config(fake_server), cache)).cached  # the good reply replaced it
+
+
+def test_the_usage_table_keeps_its_columns_in_a_log_file(capsys: pytest.CaptureFixture[str]) -> None:
+    """`synthrank run > run.log`: rich would lay tables out in 80 columns and cut every cell short."""
+    from synthrank.llm.ledger import Ledger
+
+    ledger = Ledger()
+    row = ledger.row("judge", "qwen2.5-coder-0.5b-instruct")
+    row.calls, row.prompt_tokens = 351, 225_118
+    ledger.print_table()
+    err = capsys.readouterr().err
+    for text in ("cache hits", "bad replies", "completion tok", "qwen2.5-coder-0.5b-instruct", "225118"):
+        assert text in err, text

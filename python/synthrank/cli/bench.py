@@ -75,9 +75,8 @@ def bench_command(
     Example:
       synthrank bench --stage dedup --stage negatives --size 10000 --size 100000 --json bench.json
     """
-    from rich.console import Console
-
     from synthrank import bench
+    from synthrank.console import table_console
 
     chosen = stages or BENCH_STAGES
     for line in bench.missing_peers(chosen):
@@ -98,8 +97,7 @@ def bench_command(
         raise BadInputError(str(error)) from error
     except SynthrankError as error:  # e.g. a native panic: the benchmark itself failed
         raise click.ClickException(str(error)) from error
-    console = Console()
-    console.width = max(console.width, 120)  # the table's columns wrap badly below this
+    console = table_console(min_width=120)  # the table's columns wrap badly below this
     console.print(bench.render_table(results))
     if json_path is not None:
         try:

@@ -237,12 +237,11 @@ def retrieve(
 @stage_command
 def mine(run_dir: Path, **kw: Any) -> dict[str, Any]:
     """Positives and hard negatives from the judge's grades -> training groups, HF dataset, dev set."""
-    from rich.console import Console
-
+    from synthrank.console import table_console
     from synthrank.stages.mine import MineConfig, run_mine, stats_table
 
     stats = run_mine(RunLayout(run_dir), MineConfig(**kw))
-    Console(stderr=True).print(stats_table(stats))
+    table_console(stderr=True).print(stats_table(stats))
     return stats
 
 

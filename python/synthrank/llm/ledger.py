@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from synthrank.console import table_console
 from synthrank.errors import BudgetExceededError, LLMError
 
 log = logging.getLogger(__name__)
@@ -279,4 +280,4 @@ class Ledger:
         return table
 
     def print_table(self, console: Console | None = None) -> None:
-        (console or Console(stderr=True)).print(self.table())
+        (console or table_console(stderr=True)).print(self.table())

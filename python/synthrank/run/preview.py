@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from synthrank.console import table_console
 from synthrank.errors import EmptyOutputError
 from synthrank.records import Passage, Query, RunLayout, read_jsonl, write_text_atomic
 from synthrank.run.manifest import Manifest, output_sizes, read_manifest, write_manifest
@@ -412,7 +413,7 @@ def print_plan(
         _duration(total.seconds),
         "",
     )
-    console = Console(width=max(150, Console().width))
+    console = table_console(min_width=150)
     console.print(table)
     prices = (
         f"[llm] price_prompt {config.llm.price_prompt:g}, "
@@ -608,7 +609,7 @@ def run_pilot(config: PipelineConfig, n: int) -> int:
     finally:  # the full run's embed stage then embeds only its queries
         _reuse_passage_embeddings(RunLayout(pilot.run.dir), RunLayout(config.run.dir))
     lines, advice, groups = pilot_report(pilot, full)
-    out = Console(width=max(100, Console().width))
+    out = table_console(min_width=100)
     out.rule(f"pilot yield: {pilot.sample.num_passages} passages in {pilot.run.dir}")
     for line in lines:
         out.print(f"- {line}", markup=False, highlight=False, soft_wrap=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from synthrank.console import error, say, stderr
+from synthrank.console import error, say, stderr, table_console
 from synthrank.errors import (
     EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
@@ -353,6 +353,4 @@ def print_status(run_dir: Path, config_path: Path | None) -> None:
             f"{row['cost']:.4f}" if row["cost"] or row["llm"] else "",
             counts,
         )
-    from rich.console import Console
-
-    Console().print(table)
+    table_console().print(table)

@@ -18,10 +18,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from synthrank.config import at_least, within
+from synthrank.console import table_console
 from synthrank.errors import ConfigError, EmptyOutputError, InputFormatError
 from synthrank.native.dedup import near_duplicates
 from synthrank.native.text import word_tokens
@@ -281,7 +281,7 @@ def run_filter(layout: RunLayout, cfg: FilterConfig, *, print_summary: bool = Tr
     tmp.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
     tmp.replace(stats_path)
     if print_summary:
-        Console(stderr=True).print(stats_table(stats))
+        table_console(stderr=True).print(stats_table(stats))
     if not kept:
         raise EmptyOutputError(empty_advice(stats))
     return {

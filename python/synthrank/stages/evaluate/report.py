@@ -152,10 +152,11 @@ def write_report(folder: Path, report: dict[str, Any]) -> dict[str, Any]:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from synthrank.console import table_console
+
+    console = table_console()
     for name, ds in report["datasets"].items():
         table = Table(title=f"{name}: {ds['queries']} queries, {ds['pairs']} pairs")
         table.add_column("system")
