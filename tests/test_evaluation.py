@@ -195,3 +195,14 @@ def test_fusion_mixes_per_query_z_scores() -> None:
         EvalConfig(fuse_weights=[1.5])
     with pytest.raises(ConfigError, match="needs the bi-encoder"):
         EvalConfig(fuse_weights=[0.5], bi_encoder="")
+
+
+def test_bm25_lists_leave_run_logs_quiet() -> None:
+    """bm25s sets its own logger to DEBUG on import; a run's INFO log must not get its chatter."""
+    import logging
+
+    from synthrank.stages.evaluate.datasets import bm25_candidates
+
+    found = bm25_candidates({"q": "fever cough"}, {"a": "fever and cough in children", "b": "tax law"}, 2)
+    assert found["q"][0] == "a"
+    assert not logging.getLogger("bm25s").isEnabledFor(logging.INFO)

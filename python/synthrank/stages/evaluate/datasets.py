@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import tarfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -112,6 +113,7 @@ def bm25_candidates(
     """BM25 (bm25s, Lucene variant, English stop words) top-k passage ids per query."""
     import bm25s
 
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # its import sets it to DEBUG, flooding run logs
     ids = list(passages)
     qids = list(queries)
     k = min(top_k, len(ids))
