@@ -170,6 +170,8 @@ def test_run_resume_skip_and_rerun_affected_stages(
 
     first = synthrank("run", str(config), cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
+    # written to a pipe, as to a log file: no progress bars, no third-party DEBUG lines
+    assert "Loading weights" not in first.stderr and " DEBUG " not in first.stderr
     layout = RunLayout(tmp_path / "synthrank-run")
     for name in STAGE_NAMES:
         manifest = read_manifest(layout, name)

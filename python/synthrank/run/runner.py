@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -54,6 +55,8 @@ def setup_logging(layout: RunLayout, level: str, verbose: bool) -> None:
         root.addHandler(file_handler)
     for noisy in ("httpx", "httpcore", "urllib3", "filelock", "sentence_transformers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not sys.stderr.isatty():  # a log file: the hub's and transformers' bars ("Loading weights") are noise
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def check_llm_endpoints(config: PipelineConfig) -> None:
