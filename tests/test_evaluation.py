@@ -206,3 +206,20 @@ def test_bm25_lists_leave_run_logs_quiet() -> None:
     found = bm25_candidates({"q": "fever cough"}, {"a": "fever and cough in children", "b": "tax law"}, 2)
     assert found["q"][0] == "a"
     assert not logging.getLogger("bm25s").isEnabledFor(logging.INFO)
+
+
+def test_a_new_head_on_an_encoder_is_said_once_without_transformers_alarm(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bi-encoder start model has no relevance head by design: transformers' MISSING-keys report
+    would read as a broken checkpoint in every run's log."""
+    import logging
+
+    from synthrank.models import DEFAULT_RERANKER_START
+    from synthrank.scoring import load_cross_encoder
+
+    with caplog.at_level(logging.INFO, logger="synthrank.scoring"):
+        model, _ = load_cross_encoder(DEFAULT_RERANKER_START)
+    assert model.config.num_labels == 1
+    assert "MISSING" not in capfd.readouterr().err
+    assert "a new 1-logit head" in caplog.text

@@ -8,11 +8,14 @@ first use, so importing this module stays cheap.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from synthrank.models import resolve_model
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,14 +27,24 @@ def load_cross_encoder(name_or_path: str, device: Any = "cpu") -> tuple[Any, Any
     A sequence-classification checkpoint (e.g. a sentence-transformers CrossEncoder) keeps its head;
     an encoder-only checkpoint (e.g. a bi-encoder) gets a new, randomly initialised 1-logit head.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     from synthrank.errors import InvalidArgumentError
 
     path = resolve_model(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+        architectures = AutoConfig.from_pretrained(path).architectures or []
+        new_head = not any(a.endswith("ForSequenceClassification") for a in architectures)
+        verbosity = hf_logging.get_verbosity()
+        if new_head:  # expected: transformers' report of the missing head would only alarm
+            hf_logging.set_verbosity_error()
+            log.info("%s: an encoder without a relevance head: a new 1-logit head", name_or_path)
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+        finally:
+            hf_logging.set_verbosity(verbosity)
     except (OSError, ValueError) as exc:
         raise InvalidArgumentError(f"model {name_or_path!r}: cannot load as a cross-encoder: {exc}") from exc
     return model.to(device), tokenizer
