@@ -283,9 +283,9 @@ def estimate(
         )
         test.cost = _cost(config, test.prompt_tokens, test.completion_tokens)
         test.seconds = written[0] * rates["generate"][0] + graded[0] * rates["judge"][0]
-        why = "unless ingest finds real questions" if runs["ingest"] else "the corpus has no real questions"
+        unless = "unless ingest finds real questions" if runs["ingest"] else "no real questions in the corpus"
         notes.append(
-            f"testset: {wanted} LLM-written test queries on held-out passages ({why}), each graded "
+            f"testset: {wanted} LLM-written test queries on held-out passages ({unless}), each graded "
             f"against its source and the BM25 and bi-encoder top {depth} (at most)"
         )
     notes.append("calls already in the LLM cache (an earlier run or pilot) are free and instant")
