@@ -113,6 +113,13 @@ class LLMConfig:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
 
 
+def token_cost(
+    prompt_tokens: float, completion_tokens: float, price_prompt: float, price_completion: float
+) -> float:
+    """What tokens cost at prices per 1M tokens (`[llm] price_prompt` / `price_completion`)."""
+    return (prompt_tokens * price_prompt + completion_tokens * price_completion) / 1e6
+
+
 def _check_urls(urls: list[str], key: str) -> None:
     for url in urls:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):

@@ -24,6 +24,7 @@ from rich.table import Table
 
 from synthrank.console import table_console
 from synthrank.errors import BudgetExceededError, LLMError
+from synthrank.llm.config import token_cost
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +176,9 @@ class Ledger:
         calls = sum(r.calls for r in self.rows.values())
         mean_completion = sum(r.completion_tokens for r in self.rows.values()) / calls if calls else 0.0
         completion = max_tokens if max_tokens else mean_completion
-        guess = (
-            self.estimator.count(prompt_text) * self.price_prompt + completion * self.price_completion
-        ) / 1e6
+        guess = token_cost(
+            self.estimator.count(prompt_text), completion, self.price_prompt, self.price_completion
+        )
         # a server's tokenizer can count more than ours: never guess below the run's mean call so far
         all_calls = self.calls_before + calls
         return max(guess, self.run_cost / all_calls if all_calls else 0.0)
@@ -212,7 +213,7 @@ class Ledger:
             completion = self.estimator.count(reply_text)
         row.prompt_tokens += prompt
         row.completion_tokens += completion
-        cost = (prompt * self.price_prompt + completion * self.price_completion) / 1e6
+        cost = token_cost(prompt, completion, self.price_prompt, self.price_completion)
         row.cost += cost
         row.seconds = time.monotonic() - row.started
         if self._store is not None:

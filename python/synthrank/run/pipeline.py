@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from synthrank.config import fingerprint
 from synthrank.errors import BudgetExceededError, SynthrankError
+from synthrank.llm.config import token_cost
 from synthrank.records import RunLayout, write_text_atomic
 from synthrank.run.manifest import Manifest, output_sizes, outputs_intact, read_manifest, write_manifest
 
@@ -477,7 +478,7 @@ def llm_spend_since(layout: RunLayout, since: float) -> dict[str, float]:
         prompt, completion = int(prompt or 0), int(completion or 0)
         if cost is None:
             prices = float(llm.get("price_prompt") or 0), float(llm.get("price_completion") or 0)
-            cost = (prompt * prices[0] + completion * prices[1]) / 1e6
+            cost = token_cost(prompt, completion, *prices)
         return {
             "calls": calls,
             "prompt_tokens": prompt,

@@ -26,6 +26,7 @@ from rich.table import Table
 
 from synthrank.console import table_console
 from synthrank.errors import EmptyOutputError
+from synthrank.llm.config import token_cost
 from synthrank.records import Passage, Query, RunLayout, read_jsonl, write_text_atomic
 from synthrank.run.manifest import Manifest, output_sizes, read_manifest, write_manifest
 from synthrank.run.pipeline import STAGES, plan, run_pipeline, stage_fingerprints
@@ -264,10 +265,11 @@ def estimate(
         )
     parallel, why = _parallel_calls(config)
     rates = {stage: _seconds_per_call(layout, stage, parallel, why) for stage in LLM_STAGES}
+    prices = config.llm.price_prompt, config.llm.price_completion
     for e in (gen, judge):
         if not e.runs:
             continue
-        e.cost = _cost(config, e.prompt_tokens, e.completion_tokens)
+        e.cost = token_cost(e.prompt_tokens, e.completion_tokens, *prices)
         per_call, e.rate = rates[e.stage]
         e.seconds = e.calls * per_call
     if test_llm:
@@ -281,7 +283,7 @@ def estimate(
         test.calls, test.prompt_tokens, test.completion_tokens = (
             a + b for a, b in zip(written, graded, strict=True)
         )
-        test.cost = _cost(config, test.prompt_tokens, test.completion_tokens)
+        test.cost = token_cost(test.prompt_tokens, test.completion_tokens, *prices)
         test.seconds = written[0] * rates["generate"][0] + graded[0] * rates["judge"][0]
         unless = "unless ingest finds real questions" if runs["ingest"] else "no real questions in the corpus"
         notes.append(
@@ -290,10 +292,6 @@ def estimate(
         )
     notes.append("calls already in the LLM cache (an earlier run or pilot) are free and instant")
     return out, notes
-
-
-def _cost(config: PipelineConfig, prompt_tokens: float, completion_tokens: float) -> float:
-    return (prompt_tokens * config.llm.price_prompt + completion_tokens * config.llm.price_completion) / 1e6
 
 
 def _seconds_per_call(layout: RunLayout, stage: str, parallel: int, why: str) -> tuple[float, str]:
