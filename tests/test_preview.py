@@ -4,7 +4,9 @@ questions; plus the run's saved config for `synthrank train RUN` and the running
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import random
 import subprocess
@@ -380,3 +382,55 @@ def test_plan_bounds_the_passages_of_a_small_corpus_by_its_size_on_disk(tmp_path
     counts = run_ingest(RunLayout(tmp_path / "run"), config.corpus, fixture)
     trainable = counts["passages"] - counts["withheld_passages"]
     assert trainable <= bound <= 2 * trainable  # an upper bound, and a useful one
+
+
+def test_plan_times_the_warm_start_and_training_from_the_measured_rate(tmp_path: Path) -> None:
+    """distill and train are timed as steps x pair-tokens a step at the rate the folder's last
+    training reached; before one, at a per-core default scaled by the start model's size."""
+    from synthrank.run.train_time import (
+        DEFAULT_CPU_RATE_PER_CORE,
+        model_scale,
+        optimizer_steps,
+        training_estimates,
+    )
+    from synthrank.stages.train.trainer import TrainConfig
+    from test_training_support import tiny_model
+
+    tiny = tiny_model(tmp_path / "tiny")
+    assert model_scale(str(tiny)) == pytest.approx(2 * 32**2 / (6 * 384**2))
+    assert model_scale(str(MINILM)) == pytest.approx(1.0)
+    assert model_scale(str(tmp_path / "nothing")) is None
+    assert optimizer_steps(TrainConfig(batch_size=8, epochs=2), 100) == 26
+    assert optimizer_steps(TrainConfig(max_steps=7), 100) == 7
+
+    config_path = write_config(tmp_path, "http://127.0.0.1:9/v1", MINILM)
+    config = load_config(config_path)
+    config.train.device = "cpu"
+    config.distill = dataclasses.replace(config.distill, enabled="on", max_steps=50)
+    layout = RunLayout(config.run.dir)
+    times = training_estimates(config, 100.0)
+    cores = len(os.sched_getaffinity(0))
+    per_step = config.distill.batch_size * config.distill.list_size * config.distill.max_length
+    assert times["distill"].steps == 50 and "default" in times["distill"].rate
+    assert times["distill"].seconds == pytest.approx(50 * per_step / (DEFAULT_CPU_RATE_PER_CORE * cores))
+    assert times["train"].seconds is None and "after a pilot" in times["train"].rate
+
+    # a pilot's mine kept 1 group for 2 queries; the last training ran at 1,000 pair-tokens/s
+    write_manifest(
+        RunLayout(layout.root / "pilot"),
+        Manifest("mine", "done", "x", 1.0, 2.0, 1.0, {"queries_in": 20, "train_groups": 10}),
+    )
+    rate = {"pair_tokens_per_second": 1000.0}
+    write_manifest(layout, Manifest("distill", "done", "x", 1.0, 2.0, 1.0, rate))
+    times = training_estimates(config, 100.0)
+    assert times["distill"].seconds == pytest.approx(50 * per_step / 1000.0)
+    tc = config.train
+    steps = math.ceil(50 / (tc.batch_size * tc.grad_accumulation)) * tc.epochs
+    assert times["train"].steps == steps and "measured" in times["train"].rate
+    per_train_step = tc.batch_size * tc.group_size * tc.max_length
+    assert times["train"].seconds == pytest.approx(steps * per_train_step / 1000.0)
+
+    # by default a trained reranker (the tiny sequence classifier) starts LCE: no warm start to time
+    config.train.model = str(tiny)
+    config.distill = dataclasses.replace(config.distill, enabled="auto")
+    assert set(training_estimates(config, 100.0)) == {"train"}

@@ -210,12 +210,23 @@ def test_fuse_auto_picks_the_weight_on_the_dev_set_and_names_it(tmp_path: Path) 
     assert report["fusion"]["mode"] == "even" and report["fusion"]["picked"] == {"ours": 0.5}
     assert report["candidate"] == "ours+bi@0.5"
 
-    # no dev set: the weight cannot be picked honestly, so the stage stops and says what to change
+    # no dev set (the default "auto" in a run mined with dev_fraction = 0): nothing to pick on, so
+    # the even mix, and the report says why
     import shutil
 
     shutil.rmtree(layout.dev)
-    with pytest.raises(EmptyOutputError, match="dev_fraction"):
-        run_evaluate(layout, EvalConfig(models=[f"ours={tiny}"], datasets=["indomain"], fuse_weights="auto"))
+    run_evaluate(layout, EvalConfig(models=[f"ours={tiny}"], datasets=["indomain"], max_length=64))
+    report = json.loads((layout.eval / "report.json").read_text())
+    assert report["fusion"] == {"mode": "even", "dev_queries": 0, "picked": {"ours": 0.5}}
+    assert report["candidate"] == "ours+bi@0.5"
+    assert "no synthetic dev set" in (layout.eval / "report.md").read_text()
+
+    # no bi-encoder row: nothing to fuse with, so "auto" ranks the model alone
+    run_evaluate(
+        layout, EvalConfig(models=[f"ours={tiny}"], datasets=["indomain"], bi_encoder="", max_length=64)
+    )
+    report = json.loads((layout.eval / "report.json").read_text())
+    assert report["fusion"] is None and report["candidate"] == "ours"
 
 
 def test_models_are_compared_on_the_dev_set(tmp_path: Path) -> None:
@@ -229,6 +240,8 @@ def test_models_are_compared_on_the_dev_set(tmp_path: Path) -> None:
     dev = json.loads((layout.eval / "report.json").read_text())["datasets"]["dev"]
     assert dev["queries"] == 12 and {"bi-encoder", "a", "b"} <= set(dev["systems"])
     assert any(v["system"] == "b" and v["baseline"] == "a" for v in dev["verdicts"])
+    # no fused rows there: "auto" would pick the weight on these very queries
+    assert not any("+bi@" in system for system in dev["systems"])
     markdown = (layout.eval / "report.md").read_text()
     assert "dev (12 queries; the synthetic dev set: for picking settings" in markdown
 
@@ -245,7 +258,8 @@ def test_fuse_weights_option_is_checked() -> None:
     with pytest.raises(ConfigError, match="fuse_weights"):
         EvalConfig(fuse_weights="best")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="needs the bi-encoder"):
-        EvalConfig(fuse_weights="auto", bi_encoder="")
+        EvalConfig(fuse_weights=[0.5], bi_encoder="")
+    assert EvalConfig(bi_encoder="").fuse_weights == "auto"  # the default: fused only where it can be
     assert FuseWeight().convert("auto", None, None) == "auto"
     assert FuseWeight().convert("0.3", None, None) == 0.3
     import click
@@ -258,11 +272,16 @@ def test_fuse_weights_key_error_names_the_key(tmp_path: Path) -> None:
     from synthrank.cli.init_config import template_text
 
     path = tmp_path / "synthrank.toml"
-    path.write_text(template_text().replace("fuse_weights = []", 'fuse_weights = "best"'))
+    assert load_config_text(path, template_text()).evaluate.fuse_weights == "auto"
     with pytest.raises(ConfigError, match=r"\[evaluate\] fuse_weights"):
-        load_config(path)
-    path.write_text(template_text().replace("fuse_weights = []", 'fuse_weights = "auto"'))
-    assert load_config(path).evaluate.fuse_weights == "auto"
+        load_config_text(path, template_text().replace('fuse_weights = "auto"', 'fuse_weights = "best"'))
+    off = template_text().replace('fuse_weights = "auto"', "fuse_weights = []")
+    assert load_config_text(path, off).evaluate.fuse_weights == []
+
+
+def load_config_text(path: Path, text: str) -> PipelineConfig:
+    path.write_text(text)
+    return load_config(path)
 
 
 def test_no_data_sets_means_no_evaluation_and_a_finished_report(tmp_path: Path) -> None:
@@ -340,7 +359,6 @@ def test_run_on_a_corpus_without_questions_ends_with_a_synthetic_verdict(
         **NO_QUESTIONS,
         **SMALL_TESTSET,
         bi_encoder: bi_encoder,  # fusion needs the bi-encoder row
-        "fuse_weights = []": 'fuse_weights = "auto"',
         "dev_fraction = 0.05": "dev_fraction = 0.3",
         "fuse_min_dev_queries = 30": "fuse_min_dev_queries = 1",
     }

@@ -153,6 +153,10 @@ def test_train_saves_a_model_that_loads_everywhere_with_a_card(tmp_path: Path, t
     result = run_train(layout, tiny_config(tiny, eval_every=5))
     assert result["steps"] == 2 * (60 // 4) and result["data_groups_used"] == 60
     assert result["best_dev_ndcg@10"] is not None
+    # the rate `plan` times the next training at: groups/s x pairs a group x max_length
+    cfg = tiny_config(tiny)
+    rate = result["groups_per_second"] * cfg.group_size * cfg.max_length
+    assert result["pair_tokens_per_second"] == pytest.approx(rate)
     assert not torch.equal(weights(layout.model)["classifier.weight"], weights(tiny)["classifier.weight"])
     card = (layout.model / "README.md").read_text()
     assert f"base_model: {tiny}" in card and "| loss | lce |" in card and "groups_used | 60" in card
@@ -404,3 +408,5 @@ def test_cli_train_then_evaluate(tmp_path: Path, tiny: Path) -> None:
     assert bad.exit_code == 2 and "--dataset 'nope'" in bad.output
     bad = runner.invoke(main, ["evaluate", "--no-bi-encoder"])
     assert bad.exit_code == 2 and "give RUN or --run RUN" in bad.output
+    bad = runner.invoke(main, ["evaluate", str(layout.root), "--no-fuse", "--fuse", "0.5"])
+    assert bad.exit_code == 2 and "--no-fuse and --fuse" in bad.output

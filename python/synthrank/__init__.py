@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the names __getattr__ below imports on first use, for type checkers and IDEs
     from synthrank.api import Pipeline, RunResult, StageResult, load_config
     from synthrank.errors import ConfigError, SynthrankError
+    from synthrank.fusion import FusedReranker, fuse_scores
     from synthrank.run.settings import PipelineConfig
 
 try:
@@ -24,16 +25,20 @@ _LAZY = {
     "PipelineConfig": "synthrank.run.settings",
     "SynthrankError": "synthrank.errors",
     "ConfigError": "synthrank.errors",
+    "FusedReranker": "synthrank.fusion",
+    "fuse_scores": "synthrank.fusion",
 }
 
 __all__ = [
     "ConfigError",
+    "FusedReranker",
     "Pipeline",
     "PipelineConfig",
     "RunResult",
     "StageResult",
     "SynthrankError",
     "__version__",
+    "fuse_scores",
     "load_config",
 ]
 

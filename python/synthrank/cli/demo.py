@@ -83,15 +83,10 @@ def demo_config(run_dir: Path, *, live: bool) -> PipelineConfig:
         # The warm start, sized for minutes on 2 cores: the new head first learns the bi-encoder's
         # ranking on pseudo-queries cut from the slice (no LLM), then LCE fine-tunes it on the labels.
         distill=DistillConfig(pseudo_queries=256, checkpoint_every=20),
-        # the fused row (ours with the bi-encoder, the weight picked on the dev set, else the even mix)
-        # is what a user deploys on top of the first stage
+        # with the default fused row (ours with the bi-encoder, the weight picked on the dev set, else
+        # the even mix): what a user deploys on top of the first stage
         evaluate=EvalConfig(
-            datasets=["indomain"],
-            indomain_max_queries=80,
-            top_k=20,
-            max_length=256,
-            precision=precision,
-            fuse_weights="auto",
+            datasets=["indomain"], indomain_max_queries=80, top_k=20, max_length=256, precision=precision
         ),
     )
 

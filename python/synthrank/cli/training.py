@@ -217,8 +217,10 @@ def train(run_dir: Path, no_resume: bool, compile_: bool | None, **options: Any)
     type=FuseWeight(),
     multiple=True,
     help="Also rank by W*z(cross-encoder) + (1-W)*z(bi-encoder) per query; repeat for several W. "
-    "auto: the W in 0, 0.1, ..., 1 best on the run's synthetic dev set (RUN/dev), one per model.",
+    "auto: the W in 0, 0.1, ..., 1 best on the run's synthetic dev set (RUN/dev), one per model. "
+    "[default: [evaluate] fuse_weights, auto]",
 )
+@click.option("--no-fuse", is_flag=True, help="No fused rows: each model is ranked alone.")
 @evaluate_option("--top-k", type=int, help="First-stage candidates reranked per query.")
 @evaluate_option("--max-length", type=int, help="Tokens of query + passage.")
 @evaluate_option("--indomain-max-queries", type=int, help="Sample this many held-out questions (0 = all).")
@@ -235,6 +237,7 @@ def evaluate(
     models: tuple[str, ...],
     datasets: tuple[str, ...],
     fuse_weights: tuple[float | str, ...],
+    no_fuse: bool,
     no_bi_encoder: bool,
     **options: Any,
 ) -> None:
@@ -247,7 +250,11 @@ def evaluate(
             given["models"] = list(models)
         if datasets:
             given["datasets"] = list(datasets)
-        if "auto" in fuse_weights:
+        if no_fuse and fuse_weights:
+            raise BadInputError("--no-fuse and --fuse: give one of them")
+        if no_fuse:
+            given["fuse_weights"] = []
+        elif "auto" in fuse_weights:
             if len(fuse_weights) > 1:
                 raise BadInputError("--fuse auto picks one weight per model: give it alone")
             given["fuse_weights"] = "auto"

@@ -228,8 +228,11 @@ def estimate(
 
     test = by_name["testset"]
     test_llm = runs["testset"] and needs_llm(config, ingested=not runs["ingest"])
+    kept_on_disk = None if runs["filter"] or not layout.queries.is_file() else float(_lines(layout.queries))
     if not (runs["generate"] or runs["judge"] or test_llm):
-        return out, ["no LLM stage runs: no LLM cost"]
+        notes.append("no LLM stage runs: no LLM cost")
+        _time_training(config, runs, by_name, notes, kept_on_disk)
+        return out, notes
     n, shown, basis = _sample_passages(config, runs)
     notes.append(f"passages: {basis}")
     notes.append(
@@ -242,16 +245,15 @@ def estimate(
             config, shown, n, estimator.count
         )
     judge = by_name["judge"]
+    if kept_on_disk is not None:
+        queries = kept_on_disk
+        notes.append(f"queries: the {int(queries)} the filter kept")
+    else:
+        kept = _measured_keep(layout)
+        queries = n * config.generate.n_queries * (kept if kept is not None else DEFAULT_FILTER_KEEP)
+        share = f"{kept:.0%} (measured)" if kept is not None else f"{DEFAULT_FILTER_KEEP:.0%} (default)"
+        notes.append(f"queries: {config.generate.n_queries} per passage, {share} kept by the filter")
     if judge.runs:
-        if not runs["filter"] and layout.queries.is_file():
-            with open(layout.queries, "rb") as fh:
-                queries = float(sum(1 for _ in fh))
-            notes.append(f"queries: the {int(queries)} the filter kept")
-        else:
-            kept = _measured_keep(layout)
-            queries = n * config.generate.n_queries * (kept if kept is not None else DEFAULT_FILTER_KEEP)
-            share = f"{kept:.0%} (measured)" if kept is not None else f"{DEFAULT_FILTER_KEEP:.0%} (default)"
-            notes.append(f"queries: {config.generate.n_queries} per passage, {share} kept by the filter")
         judge.calls, judge.prompt_tokens, judge.completion_tokens = _judge_estimate(
             config, shown, queries, estimator.count
         )
@@ -291,7 +293,29 @@ def estimate(
             f"against its source and the BM25 and bi-encoder top {depth} (at most)"
         )
     notes.append("calls already in the LLM cache (an earlier run or pilot) are free and instant")
+    _time_training(config, runs, by_name, notes, queries)
     return out, notes
+
+
+def _time_training(
+    config: PipelineConfig,
+    runs: dict[str, bool],
+    by_name: dict[str, Estimate],
+    notes: list[str],
+    queries: float | None,
+) -> None:
+    """Steps and time of the warm start and LCE training where they run (see `train_time`)."""
+    from synthrank.run.train_time import training_estimates
+
+    if not (runs["distill"] or runs["train"]):
+        return
+    for stage, t in training_estimates(config, queries).items():
+        e = by_name[stage]
+        if not e.runs:
+            continue
+        e.seconds, e.rate = t.seconds, t.rate
+        steps = f"{t.steps:,} optimizer steps" if t.steps else "steps known after mine"
+        notes.append(f"{stage}: {steps}")
 
 
 def _seconds_per_call(layout: RunLayout, stage: str, parallel: int, why: str) -> tuple[float, str]:
@@ -393,7 +417,7 @@ def print_plan(
             f"{e.prompt_tokens:,.0f}" if llm else "",
             f"{e.completion_tokens:,.0f}" if llm else "",
             f"{e.cost:.4f}" if llm else "",
-            _duration(e.seconds) if llm else "",
+            _duration(e.seconds) if e.runs else "",
             e.summary,
         )
         if llm:
@@ -401,10 +425,11 @@ def print_plan(
             total.prompt_tokens += e.prompt_tokens
             total.completion_tokens += e.completion_tokens
             total.cost += e.cost
+        if e.runs:
             total.seconds += e.seconds or 0.0
     table.add_row(
         "total",
-        "LLM",
+        "LLM, training",
         f"{total.calls:,.0f}",
         f"{total.prompt_tokens:,.0f}",
         f"{total.completion_tokens:,.0f}",
@@ -422,8 +447,9 @@ def print_plan(
         0, f"cost: {prices}" + (f"; max_cost {config.llm.max_cost:g}" if config.llm.max_cost else "")
     )
     for e in estimates:
-        if e.rate:
+        if e.rate and e.runs:
             notes.append(f"time of {e.stage}: {e.rate}")
+    notes.append("time: LLM calls and training steps; embedding, evaluation and checkpoints come on top")
     for note in notes:
         console.print(f"- {note}", markup=False, highlight=False, soft_wrap=True)
 

@@ -246,6 +246,16 @@ def at_a_glance(layout: RunLayout, summary: dict[str, Any] | None) -> list[str]:
         kind = f"; {ds['kind']}" if ds.get("kind") else ""
         lines.append(f"- **{name}** ({ds['queries']} queries{kind})")
         lines += [f"  - {verdict_line(v)}" for v in ds.get("verdicts", [])]
+    from synthrank.fusion import FUSION_FILE  # numpy: not for `status`, which imports this module
+
+    fusion = _load_json(layout.model / FUSION_FILE)
+    if fusion:
+        how = f"picked on {fusion['dev_queries']} dev queries" if fusion["mode"] == "auto" else "the even mix"
+        lines.append(
+            f'- **To serve**: `synthrank.FusedReranker("{layout.model}")`, the fused ranker (weight '
+            f"{fusion['weight']:g}, {how}); the cross-encoder alone loads as any sentence-transformers "
+            "`CrossEncoder`."
+        )
     warning = chance_warning(summary) if summary else None
     if warning:
         lines.append(f"- **{warning}**")

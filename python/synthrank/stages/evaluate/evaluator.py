@@ -20,7 +20,8 @@ import torch
 
 from synthrank.config import at_least
 from synthrank.devices import PRECISIONS, Precision, pick_device
-from synthrank.errors import ConfigError, InvalidArgumentError
+from synthrank.errors import ConfigError, EmptyOutputError, InvalidArgumentError
+from synthrank.fusion import fuse_scores, write_fusion
 from synthrank.models import DEFAULT_EMBEDDER, RUN_EMBEDDER
 from synthrank.records import RunLayout
 from synthrank.scoring import load_cross_encoder, rerank_with_cross_encoder
@@ -108,21 +109,12 @@ def rerank_with_bi_encoder(
 def fuse_runs(
     cross: dict[str, dict[str, float]], first: dict[str, dict[str, float]], weight: float
 ) -> dict[str, dict[str, float]]:
-    """weight * z(cross) + (1 - weight) * z(first), each z-scored within its query's list.
-
-    Per-query z-scores put logits and cosines on one scale without a held-out calibration, so one
-    weight carries across queries and models.
-    """
-
-    def zscores(scores: dict[str, float]) -> dict[str, float]:
-        values = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
-        center, spread = float(values.mean()), float(values.std()) or 1.0
-        return {d: (v - center) / spread for d, v in scores.items()}
-
+    """`fuse_scores` over every query of two runs: the fused ranker `FusedReranker` serves."""
     fused: dict[str, dict[str, float]] = {}
     for q, scores in cross.items():
-        zc, zf = zscores(scores), zscores(first[q])
-        fused[q] = {d: weight * zc[d] + (1.0 - weight) * zf[d] for d in scores}
+        docs = list(scores)
+        mixed = fuse_scores([scores[d] for d in docs], [first[q][d] for d in docs], weight)
+        fused[q] = dict(zip(docs, mixed.tolist(), strict=True))
     return fused
 
 
@@ -177,8 +169,10 @@ class EvalConfig:
     models: cross-encoders to compare, "label=path" or a path; the last one is the candidate that
     every other system is tested against. Empty = the run's fine-tuned `model/`.
     fuse_weights: also rank by each cross-encoder fused with the bi-encoder (`fuse_runs`), one row
-    "label+bi@w" per weight; the last model at the last weight is then the candidate. "auto": one
-    weight per model, the best of `FUSE_GRID` on the run's synthetic dev set (never a test set).
+    "label+bi@w" per weight; the last model at the last weight is then the candidate. "auto" (the
+    default): one weight per model, the best of `FUSE_GRID` on the run's synthetic dev set (never a
+    test set), the even mix 0.5 without one; no fusion without a bi-encoder row or when the dev set
+    is among the data sets. [] = none.
     datasets: "indomain" (held-out real questions of the run, else its synthetic test set `test/`),
     "trec-dl-19", or a BEIR folder path; empty = no evaluation.
     synthetic_queries, synthetic_judge_top_m: size of the synthetic test set the testset stage
@@ -199,7 +193,7 @@ class EvalConfig:
     beir_split: str = "test"
     seed: int = 0
     output: str = ""  # report folder; "" = the run folder's eval/
-    fuse_weights: list[float] | Literal["auto"] = field(default_factory=list)
+    fuse_weights: list[float] | Literal["auto"] = "auto"
     synthetic_queries: int = 100  # 0 = never build a synthetic test set
     synthetic_judge_top_m: int = 10
     fuse_min_dev_queries: int = 30  # "auto" with fewer dev queries uses the even mix 0.5 instead
@@ -222,7 +216,7 @@ class EvalConfig:
                     raise ConfigError(
                         f"each weight must be in [0, 1], got {w}", section="evaluate", key="fuse_weights"
                     )
-        if self.fuse_weights and not self.bi_encoder:
+        if isinstance(self.fuse_weights, list) and self.fuse_weights and not self.bi_encoder:
             raise ConfigError(
                 "needs the bi-encoder row (bi_encoder is empty)", section="evaluate", key="fuse_weights"
             )
@@ -272,8 +266,14 @@ def pick_fuse_weights(
     The dev set (written by mine, held out by document from training) is the only place a weight
     may be tuned: picking it on a test set would report a number no user could reproduce.
     """
-    what = '[evaluate] fuse_weights = "auto" picks the fusion weight on it, or give explicit weights'
-    dev = load_dev(layout, cfg.top_k, what)
+    even = {label: 0.5 for label, _ in models}
+    what = '[evaluate] fuse_weights = "auto" picks the fusion weight on it'
+    try:
+        dev = load_dev(layout, cfg.top_k, what)
+    except EmptyOutputError as e:
+        # a run without a dev set still gets its fused row, at a weight fixed in advance
+        log.warning("%s; the even mix 0.5 (fixed in advance) is used", e)
+        return {"mode": "even", "dev_queries": 0, "picked": even}
     dev_queries = list(dev.candidates)
     if len(dev_queries) < cfg.fuse_min_dev_queries:
         log.warning(
@@ -283,7 +283,6 @@ def pick_fuse_weights(
             len(dev_queries),
             cfg.fuse_min_dev_queries,
         )
-        even = {label: 0.5 for label, _ in models}
         return {"mode": "even", "dev_queries": len(dev_queries), "picked": even}
     bi_run, _ = rerank_with_bi_encoder(bi_encoder, dev)
     picked: dict[str, float] = {}
@@ -315,7 +314,12 @@ def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
 
     No data sets means no evaluation: the report says so and nothing is loaded.
     """
-    from synthrank.stages.evaluate.report import print_table, set_card_evaluation, write_report
+    from synthrank.stages.evaluate.report import (
+        fusion_card_text,
+        print_table,
+        set_card_evaluation,
+        write_report,
+    )
 
     output = Path(cfg.output) if cfg.output else layout.eval
     if not cfg.datasets:
@@ -333,7 +337,11 @@ def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
     bi_encoder = load_bi_encoder(layout, cfg.bi_encoder, device)
     fusion = None
     if cfg.fuse_weights == "auto" and models and bi_encoder is not None:
-        fusion = pick_fuse_weights(layout, models, bi_encoder, device, cfg)
+        if DEV_NAME in cfg.datasets:
+            # the weight would be picked and then scored on the same queries: compare models alone
+            log.info('no fused rows: fuse_weights = "auto" picks its weight on the dev set being evaluated')
+        else:
+            fusion = pick_fuse_weights(layout, models, bi_encoder, device, cfg)
     fixed = [] if isinstance(cfg.fuse_weights, str) else cfg.fuse_weights  # "auto" fixes none
     weights: dict[str, list[float]] = {
         label: [fusion["picked"][label]] if fusion else list(fixed) for label, _ in models
@@ -369,15 +377,39 @@ def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
         }
     written = write_report(output, report)
     print_table(report)
-    for _label, path in models:
-        if Path(path).is_dir():
-            set_card_evaluation(Path(path), written["markdown_tables"])
+    for label, path in models:
+        folder = Path(path)
+        if not folder.is_dir():
+            continue
+        record = fusion_record(fusion, label, bi_encoder, cfg) if fusion and bi_encoder else None
+        usage = fusion_card_text(record, fused_label(label, record["weight"])) if record else ""
+        if set_card_evaluation(folder, written["markdown_tables"] + usage) and record:
+            write_fusion(folder, record)
     return {
         "datasets": len(datasets),
         "systems": len(results) // max(1, len(datasets)),
         "pairs": sum(ds.n_pairs for ds in datasets),
         "report": str(written["json"]),
         **({"fuse_weights_picked": fusion["picked"]} if fusion else {}),
+    }
+
+
+def fusion_record(fusion: dict[str, Any], label: str, bi: BiEncoder, cfg: EvalConfig) -> dict[str, Any]:
+    """What `FusedReranker` needs to serve a model's fused row: the weight and where it came from,
+    the bi-encoder with its prompts and input length, the cross-encoder's input lengths."""
+    return {
+        "weight": fusion["picked"][label],
+        "mode": fusion["mode"],  # "auto": picked on the dev set; "even": 0.5 fixed in advance
+        "dev_queries": fusion["dev_queries"],
+        "formula": "weight * z(cross-encoder logit) + (1 - weight) * z(bi-encoder cosine), z per query",
+        "bi_encoder": {
+            "model": bi.name,
+            "query_prompt": bi.query_prompt,
+            "passage_prompt": bi.passage_prompt,
+            "max_seq_length": bi.model.max_seq_length,
+        },
+        "max_length": cfg.max_length,
+        "max_query_tokens": cfg.max_query_tokens,
     }
 
 

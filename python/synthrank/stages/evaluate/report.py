@@ -38,11 +38,13 @@ def fusion_note(report: dict[str, Any]) -> str | None:
     if not fusion:
         return None
     if fusion["mode"] == "even":
-        return (
-            "Fusion weight: the even mix 0.5, fixed in advance: the synthetic dev set has "
-            f"{fusion['dev_queries']} queries, too few to pick a weight on "
-            "([evaluate] fuse_min_dev_queries).\n"
+        why = (
+            f"the synthetic dev set has {fusion['dev_queries']} queries, too few to pick a weight on "
+            "([evaluate] fuse_min_dev_queries)"
+            if fusion["dev_queries"]
+            else "the run has no synthetic dev set to pick a weight on ([mine] dev_fraction)"
         )
+        return f"Fusion weight: the even mix 0.5, fixed in advance: {why}.\n"
     picks = ", ".join(
         f"{label} → {w:g} (dev nDCG@10 {fusion['dev_ndcg@10'][label][f'{w:g}']:.4f}, "
         f"cross-encoder alone {fusion['dev_ndcg@10'][label]['1']:.4f})"
@@ -177,6 +179,30 @@ def print_table(report: dict[str, Any]) -> None:
             console.print(f"{name}: {verdict_line(v)}", markup=False, highlight=False)
     if not report["datasets"]:
         console.print("No evaluation: [evaluate] datasets is empty.", markup=False)
+
+
+def fusion_card_text(record: dict[str, Any], row: str) -> str:
+    """The card's note on serving the fused row `row`, whose weight evaluate recorded in the folder."""
+    weight = record["weight"]
+    how = (
+        f"picked on {record['dev_queries']} synthetic dev queries"
+        if record["mode"] == "auto"
+        else "the even mix, fixed in advance (too small a dev set to pick on)"
+    )
+    return f"""
+### Serving the fused ranker ({row})
+
+Fused with its bi-encoder `{record["bi_encoder"]["model"]}` at weight {weight:g} ({how}), as recorded
+in `synthrank_fusion.json`: {record["formula"]}.
+
+```python
+from synthrank import FusedReranker
+
+ranker = FusedReranker("PATH_TO_THIS_FOLDER")  # this model and the bi-encoder, with its prompts
+ranked = ranker.rank("query", ["passage one", "passage two"])  # [(index, fused score), ...], best first
+# cosines your first-stage search already returned save the bi-encoder pass: rank(query, docs, first=cosines)
+```
+"""
 
 
 def set_card_evaluation(folder: Path, evaluation_md: str) -> bool:

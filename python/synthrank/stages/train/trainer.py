@@ -553,6 +553,10 @@ class Trainer:
             "mean_loss": loss_sum / steps_run if steps_run else None,
             "seconds": round(elapsed, 3),  # wall time, dev evaluations and checkpoints included
             "groups_per_second": groups_done / step_seconds if step_seconds > 0 else None,
+            # the rate `synthrank plan` times the next training of the folder at (pairs x max_length)
+            "pair_tokens_per_second": (
+                groups_done * cfg.group_size * cfg.max_length / step_seconds if step_seconds > 0 else None
+            ),
             "device": str(self.device),
             "world_size": self.world,
             **{f"data_{k}": v for k, v in self.data.stats.as_dict().items()},

@@ -1,0 +1,143 @@
+"""How long the warm start and LCE take, for `synthrank plan`.
+
+A step's cost is close to its pair-tokens (groups x pairs per group x max_length): the trainer
+records the rate it reached (`pair_tokens_per_second` in the distill and train manifests) and the
+plan uses the last one measured in the run folder. Before any, it assumes `DEFAULT_CPU_RATE_PER_CORE`
+per CPU core for a MiniLM-L6-sized model, scaled by the start model's layers x hidden², and does not
+guess a GPU's. Dev evaluations and checkpoints come on top.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from synthrank.records import RunLayout
+from synthrank.run.manifest import read_manifest
+
+if TYPE_CHECKING:
+    from synthrank.run.settings import PipelineConfig
+    from synthrank.stages.train.trainer import TrainConfig
+
+# MiniLM-L6 (6 layers, hidden 384) forward + backward in fp32: 8 lists of 8 pairs at 128 tokens took
+# 7.3 s a step on 2 idle AVX2 cores (the full-MedQuAD warm start): ~560 pair-tokens/s per core.
+DEFAULT_CPU_RATE_PER_CORE = 560.0
+REFERENCE_SIZE = 6 * 384 * 384  # layers x hidden² of that model
+
+
+@dataclass
+class TrainTime:
+    steps: int
+    seconds: float | None
+    rate: str  # where the rate came from, or why there is no time
+
+
+def optimizer_steps(tc: TrainConfig, groups: float, world: int = 1) -> int:
+    """The trainer's step count for `groups` groups: max_steps, else whole epochs of micro-batches."""
+    if tc.max_steps > 0:
+        return tc.max_steps
+    per_step = tc.batch_size * tc.grad_accumulation * world
+    return math.ceil(groups / per_step) * tc.epochs if groups > 0 else 0
+
+
+def pair_tokens_per_step(tc: TrainConfig) -> int:
+    return tc.batch_size * tc.grad_accumulation * tc.group_size * tc.max_length
+
+
+def model_scale(name: str) -> float | None:
+    """The model's layers x hidden² against MiniLM-L6's, from its config.json; None if unreadable."""
+    from synthrank.models import resolve_model
+
+    path = Path(resolve_model(name)) / "config.json"
+    if not path.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(name, "config.json")
+        except Exception:  # not a hub id, no cache: the size is unknown, which the plan says
+            return None
+        if not isinstance(cached, str):
+            return None
+        path = Path(cached)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+        return int(config["num_hidden_layers"]) * int(config["hidden_size"]) ** 2 / REFERENCE_SIZE
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def measured_rate(layout: RunLayout) -> float | None:
+    """Pair-tokens per second of the folder's last finished train, else distill (the same trainer)."""
+    for stage in ("train", "distill"):
+        manifest = read_manifest(layout, stage)
+        if manifest is not None and manifest.status == "done":
+            rate = manifest.counts.get("pair_tokens_per_second")
+            if rate:
+                return float(rate)
+    return None
+
+
+def _on_gpu(tc: TrainConfig) -> bool:
+    if tc.device != "auto":
+        return tc.device.startswith(("cuda", "mps"))
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _cpu_cores(tc: TrainConfig) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cores, tc.cpu_threads) if tc.cpu_threads > 0 else cores
+
+
+def training_time(tc: TrainConfig, groups: float, layout: RunLayout) -> TrainTime:
+    steps = optimizer_steps(tc, groups)
+    rate = measured_rate(layout)
+    source = "measured by this folder's last training"
+    if rate is None:
+        if _on_gpu(tc):
+            return TrainTime(steps, None, "not timed: no rate measured on this GPU yet")
+        scale = model_scale(tc.model)
+        cores = _cpu_cores(tc)
+        rate = DEFAULT_CPU_RATE_PER_CORE * cores / (scale or 1.0)
+        size = f"{tc.model} {scale:.1f}x MiniLM-L6" if scale else f"{tc.model}: size unknown, as MiniLM-L6"
+        source = f"default: {DEFAULT_CPU_RATE_PER_CORE:g} pair-tokens/s per core x {cores} cores, {size}"
+    return TrainTime(steps, steps * pair_tokens_per_step(tc) / rate, source)
+
+
+def training_estimates(config: PipelineConfig, queries: float | None) -> dict[str, TrainTime]:
+    """Steps and seconds of distill and train, given the training queries the LLM stages will keep
+    (None: unknown). train needs the mined groups: counted when mine has run, else the queries times
+    the groups per query an earlier mine of the folder (or its pilot) measured."""
+    from synthrank.stages.distill import student_config, wanted
+
+    layout = RunLayout(config.run.dir)
+    out: dict[str, TrainTime] = {}
+    if wanted(config.distill, config.train.model):
+        student = student_config(config.train, config.distill, layout.warm_start)
+        lists = config.distill.pseudo_queries + (queries or 0.0 if config.distill.synthetic_queries else 0.0)
+        out["distill"] = training_time(student, lists, layout)
+    groups = _groups(layout, queries)
+    if groups is None:
+        steps = config.train.max_steps
+        out["train"] = TrainTime(steps, None, "not timed: the groups mine makes are known after a pilot")
+    else:
+        out["train"] = training_time(config.train, groups, layout)
+    return out
+
+
+def _groups(layout: RunLayout, queries: float | None) -> float | None:
+    if layout.train_groups.is_file():
+        with open(layout.train_groups, "rb") as fh:
+            return float(sum(1 for _ in fh))
+    if queries is None:
+        return None
+    for root in (layout.root, layout.root / "pilot"):
+        manifest = read_manifest(RunLayout(root), "mine")
+        if manifest is not None and manifest.status == "done" and manifest.counts.get("queries_in"):
+            return queries * manifest.counts["train_groups"] / manifest.counts["queries_in"]
+    return None
