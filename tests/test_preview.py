@@ -384,11 +384,14 @@ def test_plan_bounds_the_passages_of_a_small_corpus_by_its_size_on_disk(tmp_path
     assert trainable <= bound <= 2 * trainable  # an upper bound, and a useful one
 
 
-def test_plan_times_the_warm_start_and_training_from_the_measured_rate(tmp_path: Path) -> None:
+def test_plan_times_embedding_warm_start_and_training_from_the_measured_rate(tmp_path: Path) -> None:
     """distill and train are timed as steps x pair-tokens a step at the rate the folder's last
-    training reached; before one, at a per-core default scaled by the start model's size."""
-    from synthrank.run.train_time import (
+    training reached, embed as passages at the rate of the folder's (or pilot's) last embed; before
+    one, at a per-core default scaled by the model's size."""
+    from synthrank.run.compute_time import (
+        DEFAULT_CPU_EMBED_TOKENS_PER_CORE,
         DEFAULT_CPU_RATE_PER_CORE,
+        embed_time,
         model_scale,
         optimizer_steps,
         training_estimates,
@@ -429,6 +432,23 @@ def test_plan_times_the_warm_start_and_training_from_the_measured_rate(tmp_path:
     assert times["train"].steps == steps and "measured" in times["train"].rate
     per_train_step = tc.batch_size * tc.group_size * tc.max_length
     assert times["train"].seconds == pytest.approx(steps * per_train_step / 1000.0)
+
+    # embed: timed once ingest has counted the passages
+    assert embed_time(config) is None
+    write_manifest(layout, Manifest("ingest", "done", "x", 1.0, 2.0, 1.0, {"passages": 1000}))
+    config.embed = dataclasses.replace(config.embed, device="cpu")
+    tokens = config.corpus.passage_tokens
+    default = embed_time(config)
+    assert default is not None and "default" in default.rate
+    assert default.seconds == pytest.approx(1000 * tokens / (DEFAULT_CPU_EMBED_TOKENS_PER_CORE * cores))
+    pilot = RunLayout(layout.root / "pilot")
+    write_manifest(pilot, Manifest("embed", "done", "x", 1.0, 2.0, 1.0, {"passages_per_second": 10.0}))
+    assert embed_time(config).seconds == pytest.approx(100.0)  # type: ignore[union-attr]
+    # the pilot handed its passage embeddings to the run: nothing to embed but the queries
+    (layout.embeddings).mkdir(parents=True)
+    (layout.embeddings / "passages.npy").write_bytes(b"")
+    layout.embeddings_manifest.write_text(json.dumps({"passages": {"count": 1000}}))
+    assert embed_time(config).seconds == 0.0  # type: ignore[union-attr]
 
     # by default a trained reranker (the tiny sequence classifier) starts LCE: no warm start to time
     config.train.model = str(tiny)

@@ -304,9 +304,16 @@ def _time_training(
     notes: list[str],
     queries: float | None,
 ) -> None:
-    """Steps and time of the warm start and LCE training where they run (see `train_time`)."""
-    from synthrank.run.train_time import training_estimates
+    """Time of the embedding, and steps and time of the warm start and LCE, where they run (see
+    `compute_time`)."""
+    from synthrank.run.compute_time import embed_time, training_estimates
 
+    if runs["embed"]:
+        e, t = by_name["embed"], embed_time(config)
+        if t is None:
+            notes.append("embed: timed once ingest has counted the passages (`synthrank run --to ingest`)")
+        else:
+            e.seconds, e.rate = t.seconds, t.rate
     if not (runs["distill"] or runs["train"]):
         return
     for stage, t in training_estimates(config, queries).items():
@@ -429,7 +436,7 @@ def print_plan(
             total.seconds += e.seconds or 0.0
     table.add_row(
         "total",
-        "LLM, training",
+        "all timed",
         f"{total.calls:,.0f}",
         f"{total.prompt_tokens:,.0f}",
         f"{total.completion_tokens:,.0f}",
@@ -449,7 +456,7 @@ def print_plan(
     for e in estimates:
         if e.rate and e.runs:
             notes.append(f"time of {e.stage}: {e.rate}")
-    notes.append("time: LLM calls and training steps; embedding, evaluation and checkpoints come on top")
+    notes.append("time: LLM calls, embedding and training steps; evaluation and checkpoints come on top")
     for note in notes:
         console.print(f"- {note}", markup=False, highlight=False, soft_wrap=True)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,11 +234,14 @@ def run_embed(layout: RunLayout, cfg: EmbedConfig) -> dict[str, object]:
             if name == "passages"
             else (q.text for q in read_jsonl(source, Query))
         )
+        started = time.perf_counter()
         encode_to_npy(model, texts, count, out, cfg, prompt)
         manifest[name] = stamp
         manifest["dim"] = embedding_dim(model)
         _write_json_atomic(manifest_path, manifest)
         counts[f"{name}_embedded"] = count
+        if name == "passages":  # the rate `synthrank plan` times the next embedding of the folder at
+            counts["passages_per_second"] = round(count / max(time.perf_counter() - started, 1e-9), 2)
     return counts
 
 

@@ -1,10 +1,11 @@
-"""How long the warm start and LCE take, for `synthrank plan`.
+"""How long the heavy stages without an LLM take, for `synthrank plan`: embed, distill, train.
 
-A step's cost is close to its pair-tokens (groups x pairs per group x max_length): the trainer
-records the rate it reached (`pair_tokens_per_second` in the distill and train manifests) and the
-plan uses the last one measured in the run folder. Before any, it assumes `DEFAULT_CPU_RATE_PER_CORE`
-per CPU core for a MiniLM-L6-sized model, scaled by the start model's layers x hidden², and does not
-guess a GPU's. Dev evaluations and checkpoints come on top.
+A training step's cost is close to its pair-tokens (groups x pairs per group x max_length): the
+trainer records the rate it reached (`pair_tokens_per_second` in the distill and train manifests)
+and the plan uses the last one measured in the run folder. Embedding is timed in passages per second
+(`passages_per_second` in the embed manifest of the folder or its pilot). Before any measurement the
+plan assumes a per-core rate for a MiniLM-L6-sized model on CPU, scaled by the model's layers x
+hidden², and does not guess a GPU's. Dev evaluations and checkpoints come on top.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ if TYPE_CHECKING:
     from synthrank.run.settings import PipelineConfig
     from synthrank.stages.train.trainer import TrainConfig
 
-# MiniLM-L6 (6 layers, hidden 384) forward + backward in fp32: 8 lists of 8 pairs at 128 tokens took
-# 7.3 s a step on 2 idle AVX2 cores (the full-MedQuAD warm start): ~560 pair-tokens/s per core.
+# MiniLM-L6 (6 layers, hidden 384) in fp32 on 2 idle AVX2 cores, the full-MedQuAD run: forward +
+# backward, 8 lists of 8 pairs at 128 tokens in 7.3 s a step (~560 pair-tokens/s per core); forward
+# only, 27,493 passages of ~250 tokens embedded in 27 minutes (~2,100 tokens/s per core).
 DEFAULT_CPU_RATE_PER_CORE = 560.0
+DEFAULT_CPU_EMBED_TOKENS_PER_CORE = 2100.0
 REFERENCE_SIZE = 6 * 384 * 384  # layers x hidden² of that model
 
 
@@ -81,17 +84,56 @@ def measured_rate(layout: RunLayout) -> float | None:
     return None
 
 
-def _on_gpu(tc: TrainConfig) -> bool:
-    if tc.device != "auto":
-        return tc.device.startswith(("cuda", "mps"))
+def _cuda() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
 
 
-def _cpu_cores(tc: TrainConfig) -> int:
+def _on_gpu(tc: TrainConfig) -> bool:
+    return tc.device.startswith(("cuda", "mps")) if tc.device != "auto" else _cuda()
+
+
+def _cores(threads: int) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return min(cores, tc.cpu_threads) if tc.cpu_threads > 0 else cores
+    return min(cores, threads) if threads > 0 else cores
+
+
+def _cpu_rate(per_core: float, model: str, cores: int) -> tuple[float, str]:
+    scale = model_scale(model)
+    size = f"{model} {scale:.1f}x MiniLM-L6" if scale else f"{model}: size unknown, as MiniLM-L6"
+    return per_core * cores / (scale or 1.0), f"{per_core:g} per core x {cores} cores, {size}"
+
+
+def embed_time(config: PipelineConfig) -> TrainTime | None:
+    """Seconds to embed the corpus's passages (queries are few); None before ingest has counted them."""
+    layout = RunLayout(config.run.dir)
+    ingest = read_manifest(layout, "ingest")
+    if ingest is None or ingest.status != "done" or not ingest.counts.get("passages"):
+        return None
+    passages = int(ingest.counts["passages"])
+    if _embeddings_cover(layout, passages):
+        return TrainTime(0, 0.0, "the passages' embeddings are there already (a pilot's)")
+    for root in (layout.root, layout.root / "pilot"):
+        manifest = read_manifest(RunLayout(root), "embed")
+        rate = manifest.counts.get("passages_per_second") if manifest and manifest.status == "done" else None
+        if rate:
+            return TrainTime(0, passages / float(rate), "measured by this folder's (or its pilot's) embed")
+    embed = config.embed
+    if (embed.device or "").startswith(("cuda", "mps")) or (embed.device is None and _cuda()):
+        return TrainTime(0, None, "not timed: no rate measured on this GPU yet")
+    tokens = min(config.corpus.passage_tokens, embed.max_seq_length or config.corpus.passage_tokens)
+    rate, how = _cpu_rate(DEFAULT_CPU_EMBED_TOKENS_PER_CORE, embed.model, _cores(0))
+    return TrainTime(0, passages * tokens / rate, f"default: tokens/s {how}, {tokens} tokens a passage")
+
+
+def _embeddings_cover(layout: RunLayout, passages: int) -> bool:
+    try:
+        manifest = json.loads(layout.embeddings_manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    stamp = manifest.get("passages") or {}
+    return stamp.get("count") == passages and (layout.embeddings / "passages.npy").is_file()
 
 
 def training_time(tc: TrainConfig, groups: float, layout: RunLayout) -> TrainTime:
@@ -101,11 +143,8 @@ def training_time(tc: TrainConfig, groups: float, layout: RunLayout) -> TrainTim
     if rate is None:
         if _on_gpu(tc):
             return TrainTime(steps, None, "not timed: no rate measured on this GPU yet")
-        scale = model_scale(tc.model)
-        cores = _cpu_cores(tc)
-        rate = DEFAULT_CPU_RATE_PER_CORE * cores / (scale or 1.0)
-        size = f"{tc.model} {scale:.1f}x MiniLM-L6" if scale else f"{tc.model}: size unknown, as MiniLM-L6"
-        source = f"default: {DEFAULT_CPU_RATE_PER_CORE:g} pair-tokens/s per core x {cores} cores, {size}"
+        rate, how = _cpu_rate(DEFAULT_CPU_RATE_PER_CORE, tc.model, _cores(tc.cpu_threads))
+        source = f"default: pair-tokens/s {how}"
     return TrainTime(steps, steps * pair_tokens_per_step(tc) / rate, source)
 
 
