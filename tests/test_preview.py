@@ -433,6 +433,13 @@ def test_plan_times_embedding_warm_start_and_training_from_the_measured_rate(tmp
     per_train_step = tc.batch_size * tc.group_size * tc.max_length
     assert times["train"].seconds == pytest.approx(steps * per_train_step / 1000.0)
 
+    # without max_steps: one pass over the pseudo-queries, plus the LLM's queries when they count
+    for synthetic, steps in ((False, 10), (True, 23)):
+        config.distill = dataclasses.replace(
+            config.distill, max_steps=0, pseudo_queries=80, batch_size=8, synthetic_queries=synthetic
+        )
+        assert training_estimates(config, 100.0)["distill"].steps == steps
+
     # embed: timed once ingest has counted the passages
     assert embed_time(config) is None
     write_manifest(layout, Manifest("ingest", "done", "x", 1.0, 2.0, 1.0, {"passages": 1000}))

@@ -33,17 +33,17 @@ REFERENCE_SIZE = 6 * 384 * 384  # layers x hidden² of that model
 
 
 @dataclass
-class TrainTime:
+class StageTime:
     steps: int
     seconds: float | None
     rate: str  # where the rate came from, or why there is no time
 
 
-def optimizer_steps(tc: TrainConfig, groups: float, world: int = 1) -> int:
-    """The trainer's step count for `groups` groups: max_steps, else whole epochs of micro-batches."""
+def optimizer_steps(tc: TrainConfig, groups: float) -> int:
+    """The trainer's step count for `groups` groups on one device: max_steps, else whole epochs."""
     if tc.max_steps > 0:
         return tc.max_steps
-    per_step = tc.batch_size * tc.grad_accumulation * world
+    per_step = tc.batch_size * tc.grad_accumulation
     return math.ceil(groups / per_step) * tc.epochs if groups > 0 else 0
 
 
@@ -105,7 +105,7 @@ def _cpu_rate(per_core: float, model: str, cores: int) -> tuple[float, str]:
     return per_core * cores / (scale or 1.0), f"{per_core:g} per core x {cores} cores, {size}"
 
 
-def embed_time(config: PipelineConfig) -> TrainTime | None:
+def embed_time(config: PipelineConfig) -> StageTime | None:
     """Seconds to embed the corpus's passages (queries are few); None before ingest has counted them."""
     layout = RunLayout(config.run.dir)
     ingest = read_manifest(layout, "ingest")
@@ -113,18 +113,18 @@ def embed_time(config: PipelineConfig) -> TrainTime | None:
         return None
     passages = int(ingest.counts["passages"])
     if _embeddings_cover(layout, passages):
-        return TrainTime(0, 0.0, "the passages' embeddings are there already (a pilot's)")
+        return StageTime(0, 0.0, "the passages' embeddings are there already (a pilot's)")
     for root in (layout.root, layout.root / "pilot"):
         manifest = read_manifest(RunLayout(root), "embed")
         rate = manifest.counts.get("passages_per_second") if manifest and manifest.status == "done" else None
         if rate:
-            return TrainTime(0, passages / float(rate), "measured by this folder's (or its pilot's) embed")
+            return StageTime(0, passages / float(rate), "measured by this folder's (or its pilot's) embed")
     embed = config.embed
     if (embed.device or "").startswith(("cuda", "mps")) or (embed.device is None and _cuda()):
-        return TrainTime(0, None, "not timed: no rate measured on this GPU yet")
+        return StageTime(0, None, "not timed: no rate measured on this GPU yet")
     tokens = min(config.corpus.passage_tokens, embed.max_seq_length or config.corpus.passage_tokens)
     rate, how = _cpu_rate(DEFAULT_CPU_EMBED_TOKENS_PER_CORE, embed.model, _cores(0))
-    return TrainTime(0, passages * tokens / rate, f"default: tokens/s {how}, {tokens} tokens a passage")
+    return StageTime(0, passages * tokens / rate, f"default: tokens/s {how}, {tokens} tokens a passage")
 
 
 def _embeddings_cover(layout: RunLayout, passages: int) -> bool:
@@ -136,34 +136,35 @@ def _embeddings_cover(layout: RunLayout, passages: int) -> bool:
     return stamp.get("count") == passages and (layout.embeddings / "passages.npy").is_file()
 
 
-def training_time(tc: TrainConfig, groups: float, layout: RunLayout) -> TrainTime:
+def training_time(tc: TrainConfig, groups: float, layout: RunLayout) -> StageTime:
     steps = optimizer_steps(tc, groups)
     rate = measured_rate(layout)
     source = "measured by this folder's last training"
     if rate is None:
         if _on_gpu(tc):
-            return TrainTime(steps, None, "not timed: no rate measured on this GPU yet")
+            return StageTime(steps, None, "not timed: no rate measured on this GPU yet")
         rate, how = _cpu_rate(DEFAULT_CPU_RATE_PER_CORE, tc.model, _cores(tc.cpu_threads))
         source = f"default: pair-tokens/s {how}"
-    return TrainTime(steps, steps * pair_tokens_per_step(tc) / rate, source)
+    return StageTime(steps, steps * pair_tokens_per_step(tc) / rate, source)
 
 
-def training_estimates(config: PipelineConfig, queries: float | None) -> dict[str, TrainTime]:
+def training_estimates(config: PipelineConfig, queries: float | None) -> dict[str, StageTime]:
     """Steps and seconds of distill and train, given the training queries the LLM stages will keep
     (None: unknown). train needs the mined groups: counted when mine has run, else the queries times
     the groups per query an earlier mine of the folder (or its pilot) measured."""
     from synthrank.stages.distill import student_config, wanted
 
     layout = RunLayout(config.run.dir)
-    out: dict[str, TrainTime] = {}
+    out: dict[str, StageTime] = {}
     if wanted(config.distill, config.train.model):
         student = student_config(config.train, config.distill, layout.warm_start)
-        lists = config.distill.pseudo_queries + (queries or 0.0 if config.distill.synthetic_queries else 0.0)
+        synthetic = (queries or 0.0) if config.distill.synthetic_queries else 0.0
+        lists = config.distill.pseudo_queries + synthetic
         out["distill"] = training_time(student, lists, layout)
     groups = _groups(layout, queries)
     if groups is None:
         steps = config.train.max_steps
-        out["train"] = TrainTime(steps, None, "not timed: the groups mine makes are known after a pilot")
+        out["train"] = StageTime(steps, None, "not timed: the groups mine makes are known after a pilot")
     else:
         out["train"] = training_time(config.train, groups, layout)
     return out
