@@ -175,6 +175,12 @@ def read_jsonl(path: Path | str, cls: type[R]) -> Iterator[R]:
             yield record
 
 
+def count_lines(path: Path | str) -> int:
+    """Newline-terminated lines of a file (a JSONL file's records), read in 1 MiB blocks."""
+    with open(path, "rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+
+
 def repair_tail(path: Path | str) -> int:
     """Cut a partial last line (no newline, or not valid JSON) left by a crash; return bytes removed."""
     path = Path(path)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from synthrank.records import RunLayout
+from synthrank.records import RunLayout, count_lines
 from synthrank.run.manifest import read_manifest
 
 if TYPE_CHECKING:
@@ -172,8 +172,7 @@ def training_estimates(config: PipelineConfig, queries: float | None) -> dict[st
 
 def _groups(layout: RunLayout, queries: float | None) -> float | None:
     if layout.train_groups.is_file():
-        with open(layout.train_groups, "rb") as fh:
-            return float(sum(1 for _ in fh))
+        return float(count_lines(layout.train_groups))
     if queries is None:
         return None
     for root in (layout.root, layout.root / "pilot"):

@@ -27,7 +27,7 @@ from rich.table import Table
 from synthrank.console import table_console
 from synthrank.errors import EmptyOutputError
 from synthrank.llm.config import token_cost
-from synthrank.records import Passage, Query, RunLayout, read_jsonl, write_text_atomic
+from synthrank.records import Passage, Query, RunLayout, count_lines, read_jsonl, write_text_atomic
 from synthrank.run.manifest import Manifest, output_sizes, read_manifest, write_manifest
 from synthrank.run.pipeline import STAGES, plan, run_pipeline, stage_fingerprints
 from synthrank.run.settings import PipelineConfig
@@ -124,7 +124,7 @@ def _passages_on_disk(config: PipelineConfig) -> tuple[int, str] | None:
         size = sum(f.stat().st_size for f in files)
         if size > SMALL_CORPUS_BYTES:  # one read pass to count documents is not worth it: no bound
             return None
-        documents = len(files) if fmt == "text" else sum(_lines(f) for f in files)
+        documents = len(files) if fmt == "text" else sum(count_lines(f) for f in files)
     except (OSError, SynthrankError):
         return None
     # a WordPiece token takes >= ~3 bytes of text; a document of t tokens gives at most
@@ -133,11 +133,6 @@ def _passages_on_disk(config: PipelineConfig) -> tuple[int, str] | None:
     passages = size // (3 * stride) + documents
     train = max(1, round(passages * (1 - corpus.heldout_fraction)))
     return train, f"{size / 1e6:.2f} MB" if size >= 1e5 else f"{size / 1e3:.0f} KB"
-
-
-def _lines(path: Path) -> int:
-    with open(path, "rb") as fh:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
 
 
 def _generate_estimate(
@@ -228,7 +223,8 @@ def estimate(
 
     test = by_name["testset"]
     test_llm = runs["testset"] and needs_llm(config, ingested=not runs["ingest"])
-    kept_on_disk = None if runs["filter"] or not layout.queries.is_file() else float(_lines(layout.queries))
+    on_disk = not runs["filter"] and layout.queries.is_file()
+    kept_on_disk = float(count_lines(layout.queries)) if on_disk else None
     if not (runs["generate"] or runs["judge"] or test_llm):
         notes.append("no LLM stage runs: no LLM cost")
         _time_training(config, runs, by_name, notes, kept_on_disk)
