@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,40 @@ import numpy as np
 from synthrank.errors import InvalidArgumentError
 
 FUSION_FILE = "synthrank_fusion.json"
+
+
+@dataclass(frozen=True)
+class BiEncoder:
+    """A sentence-transformers bi-encoder and the prompts it embeds with: evaluate's bi-encoder row,
+    and the first stage a fused ranker mixes with."""
+
+    model: Any
+    query_prompt: str = ""
+    passage_prompt: str = ""
+    name: str = ""  # as configured or recorded, for the report
+
+    @classmethod
+    def load(cls, settings: dict[str, Any], device: Any, field: str) -> BiEncoder:
+        """From recorded settings (`model`, `max_seq_length`, `query_prompt`, `passage_prompt`, as the
+        embed stage records them); `field` names the setting in errors."""
+        from synthrank.stages.retrieve import EmbedConfig, load_model
+
+        cfg = EmbedConfig(
+            model=settings["model"],
+            device=str(device),
+            max_seq_length=settings.get("max_seq_length"),
+            query_prompt=settings.get("query_prompt") or "",
+            passage_prompt=settings.get("passage_prompt") or "",
+        )
+        # fp16 on CUDA, as the embed stage: the model the run retrieved with
+        return cls(load_model(cfg, field=field), cfg.query_prompt, cfg.passage_prompt, name=cfg.model)
+
+    def encode(self, texts: list[str], *, queries: bool, batch_size: int = 64) -> np.ndarray:
+        """L2-normalised embeddings, each text behind the query or the passage prompt."""
+        prompt = (self.query_prompt if queries else self.passage_prompt) or None
+        return np.asarray(
+            self.model.encode(texts, prompt=prompt, batch_size=batch_size, normalize_embeddings=True)
+        )
 
 
 def zscores(scores: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -73,7 +108,7 @@ class FusedReranker:
         try:
             self.settings: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
             recorded = float(self.settings["weight"])
-            self.bi_encoder_name = str(self.settings["bi_encoder"]["model"])
+            str(self.settings["bi_encoder"]["model"])  # loaded on first use: checked now
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidArgumentError(f"{path}: not a fusion record ({exc!r})") from exc
         self.weight = recorded if weight is None else weight
@@ -81,7 +116,7 @@ class FusedReranker:
             raise InvalidArgumentError(f"weight must be in [0, 1], got {self.weight}")
         self.device = pick_device(device)
         self.model, self.tokenizer = load_cross_encoder(str(self.folder), self.device)
-        self._bi: Any = None
+        self._bi: BiEncoder | None = None
 
     def cross_scores(self, query: str, passages: Sequence[str]) -> np.ndarray:
         """The cross-encoder's logits for (query, passage) pairs, as evaluate scores them."""
@@ -98,18 +133,11 @@ class FusedReranker:
 
     def first_scores(self, query: str, passages: Sequence[str]) -> np.ndarray:
         """The bi-encoder's cosines, with the prompts and input length it was fused with."""
-        bi = self.settings["bi_encoder"]
         if self._bi is None:
-            from synthrank.stages.retrieve import EmbedConfig, load_model
-
-            cfg = EmbedConfig(
-                model=self.bi_encoder_name, device=str(self.device), max_seq_length=bi.get("max_seq_length")
-            )
-            self._bi = load_model(cfg, field=f"{self.folder / FUSION_FILE}: bi_encoder")
-        q = self._bi.encode([query], prompt=bi.get("query_prompt") or None, normalize_embeddings=True)
-        p = self._bi.encode(
-            list(passages), prompt=bi.get("passage_prompt") or None, normalize_embeddings=True
-        )
+            field = f"{self.folder / FUSION_FILE}: bi_encoder"
+            self._bi = BiEncoder.load(self.settings["bi_encoder"], self.device, field)
+        q = self._bi.encode([query], queries=True)
+        p = self._bi.encode(list(passages), queries=False)
         return np.asarray(p @ q[0], dtype=np.float64)
 
     def score(

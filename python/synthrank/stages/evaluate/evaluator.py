@@ -21,7 +21,7 @@ import torch
 from synthrank.config import at_least
 from synthrank.devices import PRECISIONS, Precision, pick_device
 from synthrank.errors import ConfigError, EmptyOutputError, InvalidArgumentError
-from synthrank.fusion import fuse_scores, write_fusion
+from synthrank.fusion import BiEncoder, fuse_scores, write_fusion
 from synthrank.models import DEFAULT_EMBEDDER, RUN_EMBEDDER
 from synthrank.records import RunLayout
 from synthrank.scoring import load_cross_encoder, rerank_with_cross_encoder
@@ -40,16 +40,6 @@ from synthrank.stages.evaluate.metrics import METRICS, evaluate, mean, paired_co
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class BiEncoder:
-    """The bi-encoder row: a sentence-transformers model and the prompts it embeds with."""
-
-    model: Any
-    query_prompt: str = ""
-    passage_prompt: str = ""
-    name: str = ""  # as configured or recorded, for the report
-
-
 def load_bi_encoder(layout: RunLayout, name: str, device: torch.device) -> BiEncoder | None:
     """The bi-encoder row's model; None for "". "embed" is the start model the run retrieved with,
     with the prompts and input length recorded in RUN/embeddings/manifest.json: the row a reranker
@@ -57,8 +47,6 @@ def load_bi_encoder(layout: RunLayout, name: str, device: torch.device) -> BiEnc
     prompt would understate it)."""
     if not name:
         return None
-    from synthrank.stages.retrieve import EmbedConfig, load_model
-
     settings: dict[str, Any] = {"model": name}
     if name == RUN_EMBEDDER:
         recorded = None
@@ -67,16 +55,7 @@ def load_bi_encoder(layout: RunLayout, name: str, device: torch.device) -> BiEnc
         if not recorded:
             log.info("%s: no embeddings of the run; the bi-encoder row is %s", layout.root, DEFAULT_EMBEDDER)
         settings = recorded or {"model": DEFAULT_EMBEDDER}
-    cfg = EmbedConfig(
-        model=settings["model"],
-        device=str(device),
-        max_seq_length=settings.get("max_seq_length"),
-        query_prompt=settings.get("query_prompt") or "",
-        passage_prompt=settings.get("passage_prompt") or "",
-    )
-    # fp16 on CUDA, as the embed stage: the row is the model the run retrieved with
-    model = load_model(cfg, field="[evaluate] bi_encoder")
-    return BiEncoder(model, cfg.query_prompt, cfg.passage_prompt, name=cfg.model)
+    return BiEncoder.load(settings, device, "[evaluate] bi_encoder")
 
 
 def rerank_with_bi_encoder(
@@ -86,18 +65,8 @@ def rerank_with_bi_encoder(
     qids = list(ds.candidates)
     pids = sorted({d for c in ds.candidates.values() for d in c})
     started = time.perf_counter()
-    q_emb = bi.model.encode(
-        [ds.queries[q] for q in qids],
-        prompt=bi.query_prompt or None,
-        batch_size=batch_size,
-        normalize_embeddings=True,
-    )
-    p_emb = bi.model.encode(
-        [ds.passages[p] for p in pids],
-        prompt=bi.passage_prompt or None,
-        batch_size=batch_size,
-        normalize_embeddings=True,
-    )
+    q_emb = bi.encode([ds.queries[q] for q in qids], queries=True, batch_size=batch_size)
+    p_emb = bi.encode([ds.passages[p] for p in pids], queries=False, batch_size=batch_size)
     elapsed = time.perf_counter() - started
     row = {p: i for i, p in enumerate(pids)}
     run = {
