@@ -12,7 +12,7 @@ from typing import Any
 
 from synthrank.records import Judgment, RunLayout, atomic_path, read_jsonl, write_text_atomic
 from synthrank.run.manifest import read_manifest
-from synthrank.stages.evaluate.report import verdict_line
+from synthrank.stages.evaluate.report import verdict_line, weight_origin
 
 
 def _load_json(path: Path) -> dict[str, Any] | None:
@@ -250,11 +250,10 @@ def at_a_glance(layout: RunLayout, summary: dict[str, Any] | None) -> list[str]:
 
     fusion = _load_json(layout.model / FUSION_FILE)
     if fusion:
-        how = f"picked on {fusion['dev_queries']} dev queries" if fusion["mode"] == "auto" else "the even mix"
         lines.append(
             f'- **To serve**: `synthrank.FusedReranker("{layout.model}")`, the fused ranker (weight '
-            f"{fusion['weight']:g}, {how}); the cross-encoder alone loads as any sentence-transformers "
-            "`CrossEncoder`."
+            f"{fusion['weight']:g}, {weight_origin(fusion)}); the cross-encoder alone loads as any "
+            "sentence-transformers `CrossEncoder`."
         )
     warning = chance_warning(summary) if summary else None
     if warning:

@@ -32,19 +32,28 @@ def verdict_line(v: dict[str, Any]) -> str:
     return f"{v['system']}: {relation} {v['baseline']} (nDCG@10 {v['mean_diff']:+.4f}, {format_p(v['p'])})"
 
 
+def weight_origin(fusion: dict[str, Any]) -> str:
+    """How `fuse_weights = "auto"` chose its weight (`mode`, `dev_queries` of the report's fusion or
+    of a model's fusion record), for the report, the model card and the run report."""
+    queries = fusion["dev_queries"]
+    if fusion["mode"] == "auto":
+        return f"picked on {queries} synthetic dev queries"
+    why = (
+        f"the synthetic dev set has {queries} queries, too few to pick a weight on "
+        "([evaluate] fuse_min_dev_queries)"
+        if queries
+        else "the run has no synthetic dev set to pick a weight on ([mine] dev_fraction)"
+    )
+    return f"the even mix 0.5, fixed in advance: {why}"
+
+
 def fusion_note(report: dict[str, Any]) -> str | None:
     """Which fusion weight was picked where, for `fuse_weights = "auto"`."""
     fusion = report.get("fusion")
     if not fusion:
         return None
     if fusion["mode"] == "even":
-        why = (
-            f"the synthetic dev set has {fusion['dev_queries']} queries, too few to pick a weight on "
-            "([evaluate] fuse_min_dev_queries)"
-            if fusion["dev_queries"]
-            else "the run has no synthetic dev set to pick a weight on ([mine] dev_fraction)"
-        )
-        return f"Fusion weight: the even mix 0.5, fixed in advance: {why}.\n"
+        return f"Fusion weight: {weight_origin(fusion)}.\n"
     picks = ", ".join(
         f"{label} → {w:g} (dev nDCG@10 {fusion['dev_ndcg@10'][label][f'{w:g}']:.4f}, "
         f"cross-encoder alone {fusion['dev_ndcg@10'][label]['1']:.4f})"
@@ -183,16 +192,11 @@ def print_table(report: dict[str, Any]) -> None:
 
 def fusion_card_text(record: dict[str, Any], row: str) -> str:
     """The card's note on serving the fused row `row`, whose weight evaluate recorded in the folder."""
-    weight = record["weight"]
-    how = (
-        f"picked on {record['dev_queries']} synthetic dev queries"
-        if record["mode"] == "auto"
-        else "the even mix, fixed in advance (too small a dev set to pick on)"
-    )
+    bi, weight, origin = record["bi_encoder"]["model"], record["weight"], weight_origin(record)
     return f"""
 ### Serving the fused ranker ({row})
 
-Fused with its bi-encoder `{record["bi_encoder"]["model"]}` at weight {weight:g} ({how}), as recorded
+Fused with its bi-encoder `{bi}` at weight {weight:g} ({origin}), as recorded
 in `synthrank_fusion.json`: {record["formula"]}.
 
 ```python
