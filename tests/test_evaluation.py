@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from synthrank.errors import ConfigError, InvalidArgumentError
@@ -206,6 +207,20 @@ def test_bm25_lists_leave_run_logs_quiet() -> None:
     found = bm25_candidates({"q": "fever cough"}, {"a": "fever and cough in children", "b": "tax law"}, 2)
     assert found["q"][0] == "a"
     assert not logging.getLogger("bm25s").isEnabledFor(logging.INFO)
+
+
+def test_bm25_lists_order_equal_scores_by_passage_order() -> None:
+    """Equal BM25 scores keep the corpus order, also across the top-k cut: bm25s's own top-k leaves
+    them as numpy's unstable sorts do, and a BM25 row or a first-stage list that changes with the
+    numpy version makes two runs' reports disagree."""
+    from synthrank.stages.evaluate.datasets import bm25_candidates, top_k_indices
+
+    passages = {f"p{i}": "cat sat" if i % 2 else "dog" for i in range(40)}
+    found = bm25_candidates({"q": "cat sat", "none": "the of", "x": "zebra"}, passages, 5)
+    assert found == {"q": ["p1", "p3", "p5", "p7", "p9"], "none": [], "x": []}
+    scores = np.array([0.5, 2.0, 0.5, 2.0, 1.0, 0.5])
+    assert top_k_indices(scores, 4).tolist() == [1, 3, 4, 0]
+    assert top_k_indices(scores, 6).tolist() == [1, 3, 4, 0, 2, 5]
 
 
 def test_a_new_head_on_an_encoder_is_said_once_without_transformers_alarm(

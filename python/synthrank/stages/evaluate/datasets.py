@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+import numpy as np
+
 from synthrank.errors import ConfigError, EmptyOutputError, InputFormatError, InvalidArgumentError, json_error
 from synthrank.records import Passage, RunLayout, read_jsonl
 
@@ -110,7 +112,8 @@ def _read_candidates(fh: IO[str], path: str) -> dict[str, list[str]]:
 def bm25_candidates(
     queries: dict[str, str], passages: dict[str, str], top_k: int = 100
 ) -> dict[str, list[str]]:
-    """BM25 (bm25s, Lucene variant, English stop words) top-k passage ids per query."""
+    """BM25 (bm25s, Lucene variant, English stop words) top-k passage ids per query, equal scores in
+    passage order."""
     import bm25s
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # its import sets it to DEBUG, flooding run logs
@@ -123,9 +126,22 @@ def bm25_candidates(
     retriever.index(
         bm25s.tokenize([passages[i] for i in ids], stopwords="en", show_progress=False), show_progress=False
     )
-    tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", show_progress=False)
-    docs, scores = retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
-    return {q: [ids[j] for j, s in zip(docs[i], scores[i], strict=True) if s > 0] for i, q in enumerate(qids)}
+    tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", show_progress=False, return_ids=False)
+    found: dict[str, list[str]] = {}
+    for q, terms in zip(qids, tokens, strict=True):
+        scores = retriever.get_scores(terms) if terms else np.zeros(len(ids))
+        found[q] = [ids[j] for j in top_k_indices(scores, k) if scores[j] > 0]
+    return found
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """The k highest scores' indices, best first, ties in index order. bm25s's own top-k orders
+    ties as numpy's unstable partition and sort leave them, which is not part of numpy's contract:
+    the BM25 row and the lists every system reranks must not."""
+    pool = np.arange(len(scores))
+    if k < len(scores):  # every score tied with the k-th, so the cut also breaks ties by index
+        pool = np.flatnonzero(scores >= np.partition(scores, -k)[-k])
+    return pool[np.lexsort((pool, -scores[pool]))][:k]
 
 
 def load_beir(
