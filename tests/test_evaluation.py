@@ -211,8 +211,8 @@ def test_bm25_lists_leave_run_logs_quiet() -> None:
 
 def test_bm25_lists_order_equal_scores_by_passage_order() -> None:
     """Equal BM25 scores keep the corpus order, also across the top-k cut: bm25s's own top-k leaves
-    them as numpy's unstable sorts do, and a BM25 row or a first-stage list that changes with the
-    numpy version makes two runs' reports disagree."""
+    them as numpy's unstable sorts do, and a BM25 row or a first-stage list that can change with
+    numpy makes two runs' reports disagree."""
     from synthrank.stages.evaluate.datasets import bm25_candidates, top_k_indices
 
     passages = {f"p{i}": "cat sat" if i % 2 else "dog" for i in range(40)}

@@ -135,9 +135,9 @@ def bm25_candidates(
 
 
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
-    """The k highest scores' indices, best first, ties in index order. bm25s's own top-k orders
-    ties as numpy's unstable partition and sort leave them, which is not part of numpy's contract:
-    the BM25 row and the lists every system reranks must not."""
+    """The k highest scores' indices, best first, ties in index order. bm25s's own top-k leaves ties
+    in whatever order numpy's unstable partition and sort give, which numpy does not promise to
+    keep; the BM25 row and the lists every system reranks must not depend on it."""
     pool = np.arange(len(scores))
     if k < len(scores):  # every score tied with the k-th, so the cut also breaks ties by index
         pool = np.flatnonzero(scores >= np.partition(scores, -k)[-k])
