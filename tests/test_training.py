@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from synthrank.cli import main
 from synthrank.errors import ConfigError, InvalidArgumentError
-from synthrank.records import RunLayout, TrainGroup, write_jsonl_atomic
+from synthrank.records import Passage, RunLayout, TrainGroup, read_jsonl, write_jsonl_atomic
 from synthrank.stages.train.data import GroupOptions, encode_pairs, load_groups
 from synthrank.stages.train.losses import bce_loss, lce_loss
 from synthrank.stages.train.trainer import TrainConfig, Trainer, run_train
@@ -116,6 +116,15 @@ def test_random_negative_share_mixes_in_corpus_passages(tmp_path: Path) -> None:
     hard = [t for t in texts[1:] if t in group.neg]
     assert len(hard) == 2 and len(texts) == 5
     assert all(t not in group.pos for t in texts[1:])
+
+
+def test_random_negatives_never_come_from_held_out_documents(tmp_path: Path) -> None:
+    layout = tiny_run(tmp_path, heldout_topics=12)
+    withheld = json.loads(layout.split.read_text())["heldout_doc_ids"]
+    heldout_texts = {p.reranker_text for p in read_jsonl(layout.passages, Passage) if p.doc_id in withheld}
+    data = load_groups(layout, GroupOptions(group_size=8, negatives="random", positives="source"))
+    drawn = {t for epoch in range(5) for i in range(len(data)) for t in data.group(i, epoch)[1][1:]}
+    assert data.stats.random_pool_size == 36 and drawn and not drawn & heldout_texts
 
 
 def test_naive_baseline_uses_the_source_passage_and_random_negatives(tmp_path: Path) -> None:

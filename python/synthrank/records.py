@@ -325,6 +325,13 @@ class RunLayout:
     def split(self) -> Path:
         return self.root / "corpus" / "split.json"
 
+    def withheld_doc_ids(self) -> set[str]:
+        """Held-out (the test set's) and excluded documents: nothing of them may reach training."""
+        if not self.split.is_file():
+            return set()
+        split = json.loads(self.split.read_text(encoding="utf-8"))
+        return set(map(str, [*split.get("heldout_doc_ids", []), *split.get("excluded_doc_ids", [])]))
+
     @property
     def sampled_ids(self) -> Path:
         return self.root / "corpus" / "sampled_ids.txt"

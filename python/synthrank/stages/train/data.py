@@ -178,11 +178,14 @@ def with_teacher(layout: RunLayout, groups: GroupDataset) -> WithTeacher:
 
 
 def _random_pool(layout: RunLayout, groups: Sequence[TrainGroup], seed: int) -> list[tuple[str, str]]:
-    """A seeded reservoir sample of the run's passages, or the groups' own passages without a corpus."""
+    """A seeded reservoir sample of the run's training passages (never a held-out or excluded
+    document's: those are the test set's), or the groups' own passages without a corpus."""
     if layout.passages.is_file():
         rng = random.Random(seed)
+        withheld = layout.withheld_doc_ids()
         pool: list[tuple[str, str]] = []
-        for i, p in enumerate(read_jsonl(layout.passages, Passage)):
+        trainable = (p for p in read_jsonl(layout.passages, Passage) if p.doc_id not in withheld)
+        for i, p in enumerate(trainable):
             if i < RANDOM_POOL_MAX:
                 pool.append((p.passage_id, p.reranker_text))
             elif (j := rng.randrange(i + 1)) < RANDOM_POOL_MAX:
