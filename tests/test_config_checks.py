@@ -129,6 +129,7 @@ OUT_OF_RANGE: dict[tuple[str, str], Any] = {
     ("evaluate", "max_query_tokens"): 0,
     ("evaluate", "indomain_max_queries"): -1,
     ("evaluate", "fuse_min_dev_queries"): -1,
+    ("evaluate", "fuse_pseudo_queries"): -1,
     ("evaluate", "seed"): -1,
     ("distill", "seed"): -1,
     ("generate", "max_tokens"): 0,

@@ -26,7 +26,7 @@ from synthrank.stages.mine import MineConfig, in_dev
 from synthrank.stages.retrieve import EmbedConfig, RetrieveConfig, run_retrieve
 from synthrank.stages.train.losses import listwise_kl
 from synthrank.stages.train.trainer import TrainConfig, run_train
-from synthrank.stages.train.warm_start import MARKER, warm_start_for
+from synthrank.stages.train.warm_start import MARKER, pseudo_query_sources, warm_start_for
 from test_training import tiny_config
 from test_training_support import tiny_model, tiny_run
 
@@ -98,6 +98,10 @@ def test_teacher_lists_hold_the_cut_passage_first_and_leave_out_dev_and_heldout(
     }
     assert lists.stats.pseudo_queries > 0 and lists.stats.synthetic_queries > 0
     assert len(lists) == lists.stats.pseudo_queries + lists.stats.synthetic_queries
+    by_id = {p.passage_id: p for p in passages}
+    assert len(lists.sources) == lists.stats.pseudo_queries
+    for i, source in enumerate(lists.sources):  # where each pseudo-query was cut from
+        assert lists.group(i, 0)[0] in by_id[source].text
     assert lists.teacher.shape == (len(lists), SMALL.list_size)
     for i in range(lists.stats.pseudo_queries):
         query, texts = lists.group(i, 0)
@@ -116,6 +120,8 @@ def test_distill_trains_a_warm_start_that_train_starts_from(run: RunLayout, tiny
     counts = run_distill(run, SMALL, train, EmbedConfig(), MINE)
     assert counts["warm_start"] == "trained" and counts["steps"] >= 1
     assert (run.warm_start / "config.json").is_file()
+    # recorded, so that pseudo-queries picking a fusion weight are never ones it trained on
+    assert len(pseudo_query_sources(run)) == counts["pseudo_queries"]
     assert warm_start_for(run, str(tiny)) == run.warm_start
     assert warm_start_for(run, "some/other-model") is None
     result = run_train(run, train)

@@ -199,23 +199,41 @@ def test_fuse_auto_picks_the_weight_on_the_dev_set_and_names_it(tmp_path: Path) 
         line.startswith("ours: ") and " bi-encoder " in line for line in lines
     )  # the unfused model too
     markdown = (layout.eval / "report.md").read_text()
-    assert "picked on the synthetic dev set (12 queries" in markdown and "never on test questions" in markdown
+    assert (
+        "picked on 12 synthetic dev queries (weights 0 to 1" in markdown
+        and "never on test questions" in markdown
+    )
 
-    # too few dev queries to pick on: the even mix, fixed in advance, and not called "picked"
+    # too few dev queries to pick on: picked on pseudo-queries cut from training passages instead
     run_evaluate(
         layout,
         EvalConfig(models=[f"ours={tiny}"], datasets=["indomain"], fuse_weights="auto", max_length=64),
     )
     report = json.loads((layout.eval / "report.json").read_text())
+    fusion = report["fusion"]
+    assert fusion["mode"] == "pseudo" and fusion["dev_queries"] == 12 and fusion["pseudo_queries"] >= 30
+    assert report["candidate"] == f"ours+bi@{fusion['picked']['ours']:g} (picked on dev)"
+    markdown = (layout.eval / "report.md").read_text()
+    assert "pseudo-queries cut from training passages: the synthetic dev set has 12 queries" in markdown
+
+    # ... and with pseudo-queries off: the even mix, fixed in advance, and not called "picked"
+    run_evaluate(
+        layout,
+        EvalConfig(models=[f"ours={tiny}"], datasets=["indomain"], max_length=64, fuse_pseudo_queries=0),
+    )
+    report = json.loads((layout.eval / "report.json").read_text())
     assert report["fusion"]["mode"] == "even" and report["fusion"]["picked"] == {"ours": 0.5}
     assert report["candidate"] == "ours+bi@0.5"
 
-    # no dev set (the default "auto" in a run mined with dev_fraction = 0): nothing to pick on, so
+    # no dev set (a run mined with dev_fraction = 0) and pseudo-queries off: nothing to pick on, so
     # the even mix, and the report says why
     import shutil
 
     shutil.rmtree(layout.dev)
-    run_evaluate(layout, EvalConfig(models=[f"ours={tiny}"], datasets=["indomain"], max_length=64))
+    no_pseudo = EvalConfig(
+        models=[f"ours={tiny}"], datasets=["indomain"], max_length=64, fuse_pseudo_queries=0
+    )
+    run_evaluate(layout, no_pseudo)
     report = json.loads((layout.eval / "report.json").read_text())
     assert report["fusion"] == {"mode": "even", "dev_queries": 0, "picked": {"ours": 0.5}}
     assert report["candidate"] == "ours+bi@0.5"

@@ -39,7 +39,7 @@ from synthrank.stages.retrieve import (
     load_model,
     trainable_rows,
 )
-from synthrank.stages.train.warm_start import write_marker
+from synthrank.stages.train.warm_start import write_marker, write_pseudo_query_sources
 
 if TYPE_CHECKING:
     from synthrank.stages.train.trainer import TrainConfig
@@ -139,6 +139,7 @@ class TeacherLists:
     teacher: np.ndarray  # [queries, list_size] float32
     seed: int
     stats: ListStats = field(default_factory=ListStats)
+    sources: list[str] = field(default_factory=list)  # passage ids the pseudo-queries were cut from
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -264,7 +265,7 @@ def build_lists(layout: RunLayout, cfg: DistillConfig, embed: EmbedConfig, mine:
         texts.append(list_texts)
     if cfg.teacher:
         teacher = _external_teacher(cfg.teacher, queries, texts)
-    return TeacherLists(queries, texts, teacher, cfg.seed, stats)
+    return TeacherLists(queries, texts, teacher, cfg.seed, stats, [p.passage_id for _, _, p in pseudo])
 
 
 def embed_dim(vectors: np.ndarray) -> int:
@@ -398,6 +399,7 @@ def run_distill(
     student = student_config(train, cfg, folder)
     trainer = Trainer(layout, student, data=lists, loss=distill_loss(cfg.temperature))
     result = trainer.train()
+    write_pseudo_query_sources(folder, lists.sources)  # the trainer replaces the folder: after it
     write_marker(folder, {"enabled": True, "start_model": train.model, "distill": asdict(cfg)})
     return {
         "warm_start": "trained",

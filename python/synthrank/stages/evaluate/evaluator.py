@@ -36,6 +36,7 @@ from synthrank.stages.evaluate.datasets import (
     load_trec_dl19,
 )
 from synthrank.stages.evaluate.metrics import METRICS, evaluate, mean, paired_comparison
+from synthrank.stages.evaluate.pseudo_dev import load_pseudo_dev
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,9 @@ class EvalConfig:
     fuse_weights: also rank by each cross-encoder fused with the bi-encoder (`fuse_runs`), one row
     "label+bi@w" per weight; the last model at the last weight is then the candidate. "auto" (the
     default): one weight per model, the best of `FUSE_GRID` on the run's synthetic dev set (never a
-    test set), the even mix 0.5 without one; no fusion without a bi-encoder row or when the dev set
-    is among the data sets. [] = none.
+    test set), on pseudo-queries cut from training passages where that set is smaller than
+    `fuse_min_dev_queries`, the even mix 0.5 where both are; no fusion without a bi-encoder row or
+    when the dev set is among the data sets. [] = none.
     datasets: "indomain" (held-out real questions of the run, else its synthetic test set `test/`),
     "trec-dl-19", or a BEIR folder path; empty = no evaluation.
     synthetic_queries, synthetic_judge_top_m: size of the synthetic test set the testset stage
@@ -165,12 +167,20 @@ class EvalConfig:
     fuse_weights: list[float] | Literal["auto"] = "auto"
     synthetic_queries: int = 100  # 0 = never build a synthetic test set
     synthetic_judge_top_m: int = 10
-    fuse_min_dev_queries: int = 30  # "auto" with fewer dev queries uses the even mix 0.5 instead
+    fuse_min_dev_queries: int = 30  # "auto" with fewer dev queries picks on pseudo-queries instead
+    fuse_pseudo_queries: int = 100  # how many; 0 = the even mix 0.5 instead
 
     def __post_init__(self) -> None:
         at_least(self, "evaluate", 1, "top_k", "max_length", "max_query_tokens", "synthetic_judge_top_m")
         at_least(
-            self, "evaluate", 0, "indomain_max_queries", "fuse_min_dev_queries", "seed", "synthetic_queries"
+            self,
+            "evaluate",
+            0,
+            "indomain_max_queries",
+            "fuse_min_dev_queries",
+            "fuse_pseudo_queries",
+            "seed",
+            "synthetic_queries",
         )
         if isinstance(self.fuse_weights, str):
             if self.fuse_weights != "auto":
@@ -223,6 +233,34 @@ def load_dataset(spec: str, layout: RunLayout, cfg: EvalConfig) -> EvalDataset:
     raise InvalidArgumentError(f"--dataset {spec!r}: use indomain, dev, trec-dl-19 or a BEIR folder path")
 
 
+def fusion_dev_set(layout: RunLayout, cfg: EvalConfig) -> tuple[EvalDataset | None, str, int]:
+    """(the queries to pick the fusion weight on, how they were made, how many synthetic dev queries
+    the run has): its synthetic dev set; pseudo-queries where that has fewer than
+    `fuse_min_dev_queries`; None (the even mix) where neither has enough."""
+    try:
+        dev = load_dev(layout, cfg.top_k, '[evaluate] fuse_weights = "auto" picks the fusion weight on it')
+    except EmptyOutputError as e:
+        dev, why = None, str(e)
+    n_dev = len(dev.candidates) if dev else 0
+    if dev is not None:
+        if n_dev >= cfg.fuse_min_dev_queries:
+            return dev, "auto", n_dev
+        why = (
+            f"{layout.dev}: {n_dev} dev queries, fewer than [evaluate] fuse_min_dev_queries "
+            f"({cfg.fuse_min_dev_queries})"
+        )
+    if cfg.fuse_pseudo_queries:
+        pseudo = load_pseudo_dev(layout, cfg.top_k, cfg.fuse_pseudo_queries, cfg.seed)
+        if len(pseudo.candidates) >= cfg.fuse_min_dev_queries:
+            log.warning(
+                "%s; the fusion weight is picked on %d pseudo-queries instead", why, len(pseudo.candidates)
+            )
+            return pseudo, "pseudo", n_dev
+        why += f"; only {len(pseudo.candidates)} pseudo-queries"
+    log.warning("%s: too few to pick a fusion weight on; the even mix 0.5 (fixed in advance) is used", why)
+    return None, "even", n_dev
+
+
 def pick_fuse_weights(
     layout: RunLayout,
     models: list[tuple[str, str]],
@@ -230,29 +268,15 @@ def pick_fuse_weights(
     device: torch.device,
     cfg: EvalConfig,
 ) -> dict[str, Any]:
-    """Per model, the weight of `FUSE_GRID` with the best mean nDCG@10 on the run's synthetic dev set.
+    """Per model, the weight of `FUSE_GRID` with the best mean nDCG@10 on the run's synthetic dev set,
+    else on pseudo-queries (`fusion_dev_set`).
 
-    The dev set (written by mine, held out by document from training) is the only place a weight
-    may be tuned: picking it on a test set would report a number no user could reproduce.
+    Those are the only places a weight may be tuned: picking it on a test set would report a number
+    no user could reproduce.
     """
-    even = {label: 0.5 for label, _ in models}
-    what = '[evaluate] fuse_weights = "auto" picks the fusion weight on it'
-    try:
-        dev = load_dev(layout, cfg.top_k, what)
-    except EmptyOutputError as e:
-        # a run without a dev set still gets its fused row, at a weight fixed in advance
-        log.warning("%s; the even mix 0.5 (fixed in advance) is used", e)
-        return {"mode": "even", "dev_queries": 0, "picked": even}
-    dev_queries = list(dev.candidates)
-    if len(dev_queries) < cfg.fuse_min_dev_queries:
-        log.warning(
-            "%s: %d dev queries, fewer than [evaluate] fuse_min_dev_queries (%d): too few to pick a "
-            "fusion weight on; the even mix 0.5 (fixed in advance) is used",
-            layout.dev,
-            len(dev_queries),
-            cfg.fuse_min_dev_queries,
-        )
-        return {"mode": "even", "dev_queries": len(dev_queries), "picked": even}
+    dev, mode, n_dev = fusion_dev_set(layout, cfg)
+    if dev is None:
+        return {"mode": mode, "dev_queries": n_dev, "picked": {label: 0.5 for label, _ in models}}
     bi_run, _ = rerank_with_bi_encoder(bi_encoder, dev)
     picked: dict[str, float] = {}
     curves: dict[str, dict[str, float]] = {}
@@ -268,11 +292,18 @@ def pick_fuse_weights(
             (w for w, v in curve.items() if v >= best - 1e-12), key=lambda w: (abs(w - 0.5), w)
         )
         curves[label] = {f"{w:g}": round(v, 4) for w, v in curve.items()}
-        log.info("fusion weight for %s picked on %d dev queries: %g", label, len(dev_queries), picked[label])
+        log.info(
+            "fusion weight for %s picked on %d %s queries: %g",
+            label,
+            len(dev.candidates),
+            dev.name,
+            picked[label],
+        )
     return {
-        "mode": "auto",
+        "mode": mode,
         "grid": list(FUSE_GRID),
-        "dev_queries": len(dev_queries),
+        "dev_queries": n_dev,
+        **({"pseudo_queries": len(dev.candidates)} if mode == "pseudo" else {}),
         "picked": picked,
         "dev_ndcg@10": curves,
     }
@@ -315,7 +346,7 @@ def run_evaluate(layout: RunLayout, cfg: EvalConfig) -> dict[str, Any]:
     weights: dict[str, list[float]] = {
         label: [fusion["picked"][label]] if fusion else list(fixed) for label, _ in models
     }
-    picked_on_dev = fusion is not None and fusion["mode"] == "auto"
+    picked_on_dev = fusion is not None and fusion["mode"] != "even"
     for ds in datasets:
         log.info("%s: %d queries, %d pairs", ds.name, len(ds.candidates), ds.n_pairs)
         if cfg.first_stage_row:
@@ -368,8 +399,9 @@ def fusion_record(fusion: dict[str, Any], label: str, bi: BiEncoder, cfg: EvalCo
     the bi-encoder with its prompts and input length, the cross-encoder's input lengths."""
     return {
         "weight": fusion["picked"][label],
-        "mode": fusion["mode"],  # "auto": picked on the dev set; "even": 0.5 fixed in advance
+        "mode": fusion["mode"],  # "auto": picked on the dev set; "pseudo": on pseudo-queries; "even": 0.5
         "dev_queries": fusion["dev_queries"],
+        **({"pseudo_queries": fusion["pseudo_queries"]} if "pseudo_queries" in fusion else {}),
         "formula": "weight * z(cross-encoder logit) + (1 - weight) * z(bi-encoder cosine), z per query",
         "bi_encoder": {
             "model": bi.name,

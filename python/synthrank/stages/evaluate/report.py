@@ -44,6 +44,8 @@ def weight_origin(fusion: dict[str, Any]) -> str:
         if queries
         else "the run has no synthetic dev set to pick a weight on ([mine] dev_fraction)"
     )
+    if fusion["mode"] == "pseudo":
+        return f"picked on {fusion['pseudo_queries']} pseudo-queries cut from training passages: {why}"
     return f"the even mix 0.5, fixed in advance: {why}"
 
 
@@ -60,8 +62,8 @@ def fusion_note(report: dict[str, Any]) -> str | None:
         for label, w in fusion["picked"].items()
     )
     return (
-        f"Fusion weight picked on the synthetic dev set ({fusion['dev_queries']} queries, weights 0 to 1 "
-        f"in steps of 0.1), never on test questions: {picks}.\n"
+        f"Fusion weight {weight_origin(fusion)} (weights 0 to 1 in steps of 0.1), never on test "
+        f"questions: {picks}.\n"
     )
 
 
