@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from synthrank.pseudo_queries import cut_sentence, pseudo_query_sources
 from synthrank.records import Passage, Query, RunLayout, read_jsonl
 from synthrank.stages.distill import (
     FROM_DISTILL,
     RECIPE_DEFAULTS,
     DistillConfig,
     build_lists,
-    cut_sentence,
     is_trained_reranker,
     run_distill,
     student_config,
@@ -26,7 +26,7 @@ from synthrank.stages.mine import MineConfig, in_dev
 from synthrank.stages.retrieve import EmbedConfig, RetrieveConfig, run_retrieve
 from synthrank.stages.train.losses import listwise_kl
 from synthrank.stages.train.trainer import TrainConfig, run_train
-from synthrank.stages.train.warm_start import MARKER, pseudo_query_sources, warm_start_for
+from synthrank.stages.train.warm_start import MARKER, warm_start_for
 from test_training import tiny_config
 from test_training_support import tiny_model, tiny_run
 
@@ -73,10 +73,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_cut_sentence_takes_one_sentence_out_of_its_passage() -> None:
     text = "Gout is a kind of arthritis. It causes sudden pain in the big toe. Diet can help."
-    query, rest = cut_sentence(text, np.random.default_rng(0), DistillConfig(min_sentence_words=4))
+    query, rest = cut_sentence(text, np.random.default_rng(0), min_words=4)
     assert query in text and query not in rest
     assert sorted((query + " " + rest).split()) == sorted(text.split())
-    assert cut_sentence("One sentence only, long enough to use.", np.random.default_rng(0), SMALL) is None
+    assert cut_sentence("One sentence only, long enough to use.", np.random.default_rng(0)) is None
 
 
 def test_listwise_kl_is_zero_when_the_student_matches_the_teacher() -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from synthrank.pseudo_queries import pseudo_query_sources, write_pseudo_query_sources
 from synthrank.records import Passage, RunLayout, read_jsonl
 from synthrank.stages.evaluate import pseudo_dev
 from synthrank.stages.evaluate.pseudo_dev import load_pseudo_dev
-from synthrank.stages.train.warm_start import pseudo_query_sources, write_pseudo_query_sources
 from test_training_support import tiny_run
 
 
@@ -19,7 +19,7 @@ def test_pseudo_queries_are_cut_from_training_passages_the_warm_start_left(tmp_p
     passages = {p.passage_id: p for p in read_jsonl(layout.passages, Passage)}
     heldout = set(json.loads(layout.split.read_text())["heldout_doc_ids"])
     used = sorted(pid for pid, p in passages.items() if p.doc_id == "asthma")
-    write_pseudo_query_sources(layout.warm_start, used)
+    write_pseudo_query_sources(layout, used)
     assert pseudo_query_sources(layout) == set(used)
 
     ds = load_pseudo_dev(layout, top_k=10, n_queries=20, seed=0)
@@ -37,9 +37,7 @@ def test_pseudo_queries_are_cut_from_training_passages_the_warm_start_left(tmp_p
 
 def test_no_sentence_to_cut_gives_an_empty_set(tmp_path: Path) -> None:
     layout = tiny_run(tmp_path / "run")
-    write_pseudo_query_sources(
-        layout.warm_start, [p.passage_id for p in read_jsonl(layout.passages, Passage)]
-    )
+    write_pseudo_query_sources(layout, [p.passage_id for p in read_jsonl(layout.passages, Passage)])
     assert load_pseudo_dev(layout, top_k=10, n_queries=20, seed=0).candidates == {}
 
 

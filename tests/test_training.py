@@ -118,13 +118,17 @@ def test_random_negative_share_mixes_in_corpus_passages(tmp_path: Path) -> None:
     assert all(t not in group.pos for t in texts[1:])
 
 
-def test_random_negatives_never_come_from_held_out_documents(tmp_path: Path) -> None:
+def test_random_negatives_never_come_from_held_out_documents_or_the_dev_set(tmp_path: Path) -> None:
     layout = tiny_run(tmp_path, heldout_topics=12)
     withheld = json.loads(layout.split.read_text())["heldout_doc_ids"]
-    heldout_texts = {p.reranker_text for p in read_jsonl(layout.passages, Passage) if p.doc_id in withheld}
+    with open(layout.dev / "corpus.jsonl") as fh:
+        dev = {json.loads(line)["_id"] for line in fh}
+    passages = list(read_jsonl(layout.passages, Passage))
+    banned = {p.reranker_text for p in passages if p.doc_id in withheld or p.passage_id in dev}
     data = load_groups(layout, GroupOptions(group_size=8, negatives="random", positives="source"))
     drawn = {t for epoch in range(5) for i in range(len(data)) for t in data.group(i, epoch)[1][1:]}
-    assert data.stats.random_pool_size == 36 and drawn and not drawn & heldout_texts
+    assert len(dev) == 12 and data.stats.random_pool_size == 36 - 12
+    assert drawn and not drawn & banned
 
 
 def test_naive_baseline_uses_the_source_passage_and_random_negatives(tmp_path: Path) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,6 +28,12 @@ import numpy as np
 
 from synthrank.config import above, at_least
 from synthrank.errors import ConfigError, InputFormatError
+from synthrank.pseudo_queries import (
+    MAX_SENTENCE_WORDS,
+    MIN_SENTENCE_WORDS,
+    cut_sentence,
+    write_pseudo_query_sources,
+)
 from synthrank.records import Passage, Query, RunLayout, read_jsonl
 from synthrank.stages.mine import MineConfig, in_dev
 from synthrank.stages.retrieve import (
@@ -39,14 +44,12 @@ from synthrank.stages.retrieve import (
     load_model,
     trainable_rows,
 )
-from synthrank.stages.train.warm_start import write_marker, write_pseudo_query_sources
+from synthrank.stages.train.warm_start import write_marker
 
 if TYPE_CHECKING:
     from synthrank.stages.train.trainer import TrainConfig
 
 log = logging.getLogger(__name__)
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,8 @@ class DistillConfig:
     list_size: int = 8  # candidates per query the student ranks
     random_candidates: int = 2  # of those, random training passages; the rest are the teacher's top
     temperature: float = 0.05  # teacher softmax temperature (cosine scale)
-    min_sentence_words: int = 5
-    max_sentence_words: int = 32
+    min_sentence_words: int = MIN_SENTENCE_WORDS
+    max_sentence_words: int = MAX_SENTENCE_WORDS
     batch_size: int = 8  # queries per micro-batch
     epochs: int = 1
     max_steps: int = 0  # > 0 overrides epochs (more steps than one pass go on into the next); 0 = epochs
@@ -154,20 +157,6 @@ class TeacherLists:
         return self.teacher[index]
 
 
-def cut_sentence(text: str, rng: np.random.Generator, cfg: DistillConfig) -> tuple[str, str] | None:
-    """(a sentence of `text` to use as the query, the text without it), or None if none fits."""
-    sentences = _SENTENCE_END.split(text.strip())
-    fits = [
-        i
-        for i, s in enumerate(sentences)
-        if cfg.min_sentence_words <= len(s.split()) <= cfg.max_sentence_words
-    ]
-    if len(sentences) < 2 or not fits:
-        return None
-    i = fits[int(rng.integers(len(fits)))]
-    return sentences[i], " ".join(sentences[:i] + sentences[i + 1 :])
-
-
 def _usable_rows(layout: RunLayout, mine: MineConfig) -> np.ndarray:
     """Trainable passage rows outside the dev set's documents."""
     rows = set(trainable_rows(layout).tolist())
@@ -222,7 +211,7 @@ def build_lists(layout: RunLayout, cfg: DistillConfig, embed: EmbedConfig, mine:
     pseudo: list[tuple[int, str, Passage]] = []
     for row in picks.tolist():
         p = sources[row]
-        cut = cut_sentence(p.text, rng, cfg)
+        cut = cut_sentence(p.text, rng, cfg.min_sentence_words, cfg.max_sentence_words)
         if cut is None:
             stats.skipped_no_sentence += 1
             continue
@@ -399,7 +388,7 @@ def run_distill(
     student = student_config(train, cfg, folder)
     trainer = Trainer(layout, student, data=lists, loss=distill_loss(cfg.temperature))
     result = trainer.train()
-    write_pseudo_query_sources(folder, lists.sources)  # the trainer replaces the folder: after it
+    write_pseudo_query_sources(layout, lists.sources)  # the trainer replaces the folder: after it
     write_marker(folder, {"enabled": True, "start_model": train.model, "distill": asdict(cfg)})
     return {
         "warm_start": "trained",

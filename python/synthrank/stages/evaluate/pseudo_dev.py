@@ -12,9 +12,9 @@ import logging
 
 import numpy as np
 
+from synthrank.pseudo_queries import cut_sentence, pseudo_query_sources
 from synthrank.records import Passage, RunLayout, read_jsonl
 from synthrank.stages.evaluate.datasets import KIND_DEV, EvalDataset, bm25_candidates
-from synthrank.stages.train.warm_start import pseudo_query_sources
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,6 @@ MAX_PASSAGES = 100_000  # BM25 ranks over at most this many training passages
 def load_pseudo_dev(layout: RunLayout, top_k: int, n_queries: int, seed: int) -> EvalDataset:
     """Up to `n_queries` pseudo-queries whose own passage BM25 puts in its top-k (the others rank
     the same at every weight); an empty data set when the run has no sentence to cut."""
-    from synthrank.stages.distill import DistillConfig, cut_sentence
-
     empty = EvalDataset(PSEUDO_DEV_NAME, {}, {}, {}, {}, meta={"kind": KIND_DEV})
     if not (layout.split.is_file() and layout.passages.is_file()):
         return empty
@@ -38,7 +36,6 @@ def load_pseudo_dev(layout: RunLayout, top_k: int, n_queries: int, seed: int) ->
     used = pseudo_query_sources(layout)
     sources = [i for i, p in enumerate(passages) if p.passage_id not in used]
     order = rng.permutation(len(sources))
-    limits = DistillConfig()  # the warm start's sentence lengths
     texts = {p.passage_id: p.reranker_text for p in passages}
     queries: dict[str, str] = {}
     own: dict[str, str] = {}
@@ -46,7 +43,7 @@ def load_pseudo_dev(layout: RunLayout, top_k: int, n_queries: int, seed: int) ->
     # passage is indexed without its sentence (the task is to find where it came from, not to match it)
     for i in order[: 2 * n_queries].tolist():
         p = passages[sources[i]]
-        cut = cut_sentence(p.text, rng, limits)
+        cut = cut_sentence(p.text, rng)
         if cut is not None:
             qid = f"pseudo{len(queries)}"
             queries[qid], own[qid] = cut[0], p.passage_id

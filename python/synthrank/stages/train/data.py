@@ -177,14 +177,26 @@ def with_teacher(layout: RunLayout, groups: GroupDataset) -> WithTeacher:
     )
 
 
+def _dev_passage_ids(layout: RunLayout) -> set[str]:
+    """Every passage the synthetic dev set ranks (its corpus.jsonl)."""
+    path = layout.dev / "corpus.jsonl"
+    if not path.is_file():
+        return set()
+    with open(path, encoding="utf-8") as fh:
+        return {str(json.loads(line)["_id"]) for line in fh if line.strip()}
+
+
 def _random_pool(layout: RunLayout, groups: Sequence[TrainGroup], seed: int) -> list[tuple[str, str]]:
-    """A seeded reservoir sample of the run's training passages (never a held-out or excluded
-    document's: those are the test set's), or the groups' own passages without a corpus."""
+    """A seeded reservoir sample of the run's training passages, or the groups' own passages without
+    a corpus. Never a held-out or excluded document's (the test set's), nor one the synthetic dev
+    set ranks (a dev passage trained as a negative would bias the settings picked on it)."""
     if layout.passages.is_file():
         rng = random.Random(seed)
         withheld = layout.withheld_doc_ids()
+        dev = _dev_passage_ids(layout)
         pool: list[tuple[str, str]] = []
-        trainable = (p for p in read_jsonl(layout.passages, Passage) if p.doc_id not in withheld)
+        passages = read_jsonl(layout.passages, Passage)
+        trainable = (p for p in passages if p.doc_id not in withheld and p.passage_id not in dev)
         for i, p in enumerate(trainable):
             if i < RANDOM_POOL_MAX:
                 pool.append((p.passage_id, p.reranker_text))

@@ -13,7 +13,6 @@ from typing import Any
 from synthrank.records import RunLayout, write_text_atomic
 
 MARKER = "warm_start.json"  # in the warm-start folder
-SOURCES = "pseudo_query_passages.txt"  # in it too: the passages distill cut its pseudo-queries from
 
 
 def write_marker(folder: Path, data: dict[str, Any]) -> None:
@@ -29,14 +28,3 @@ def warm_start_for(layout: RunLayout, start_model: str) -> Path | None:
     data = json.loads(marker.read_text(encoding="utf-8"))
     ok = data.get("enabled") and data.get("start_model") == start_model
     return layout.warm_start if ok and (layout.warm_start / "config.json").is_file() else None
-
-
-def write_pseudo_query_sources(folder: Path, passage_ids: list[str]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(folder / SOURCES, "".join(f"{p}\n" for p in passage_ids))
-
-
-def pseudo_query_sources(layout: RunLayout) -> set[str]:
-    """The passages the run's warm start cut its pseudo-queries from (none before it ran)."""
-    path = layout.warm_start / SOURCES
-    return set(path.read_text(encoding="utf-8").split()) if path.is_file() else set()
